@@ -1,1 +1,46 @@
-fn main() {}
+//! `skyscan-bench`: benchmarks of skyscan against peers measured on the same
+//! data in the same run. Every figure it prints is a measurement of this run.
+//!
+//! * `format`: size and decode speed of the chunk format per column, against
+//!   the same columns in the same row order written as Parquet by pyarrow
+//!   (snappy, its default, and zstd).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod format_bench;
+
+/// Benchmarks of skyscan against peers, side by side in one run.
+#[derive(Parser, Debug)]
+#[command(name = "skyscan-bench", about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Chunk format: bytes per column and decode GB/s, against pyarrow Parquet (snappy, zstd).
+    Format(format_bench::FormatArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Format(args) => format_bench::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("skyscan-bench: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A scratch directory for one benchmark run, removed at the end unless kept.
+pub(crate) fn scratch_dir(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("skyscan-bench-{name}-{}", std::process::id()))
+}

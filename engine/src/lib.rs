@@ -1,1 +1,7 @@
-//! placeholder
+//! The skyscan engine: catalogs, storage, scans and planning, embeddable in
+//! other services. `server` puts a protocol and a command line in front of it.
+
+pub mod chunk_stats;
+pub mod partition;
+pub mod synth;
+pub mod table;

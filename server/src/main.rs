@@ -1,1 +1,66 @@
-fn main() {}
+//! `skyscan`: the command line of the skyscan sky-catalog database.
+
+use std::io::{self, BufWriter};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod demo;
+
+/// skyscan: a storage engine and query server for astronomical sky catalogs.
+#[derive(Parser, Debug)]
+#[command(name = "skyscan", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Generate a synthetic LSST-like catalog, partition it into chunk files,
+    /// read it back and report sizes, compression and decode speed.
+    Demo(demo::DemoArgs),
+    /// Locate `ra,dec` lines from stdin: prints `ra,dec,chunkId,subChunkId,overlap`.
+    Locate {
+        /// Number of declination stripes (Qserv's default: 85).
+        #[arg(long, default_value_t = 85)]
+        stripes: u32,
+        /// Sub-stripes per stripe (Qserv's default: 12).
+        #[arg(long = "sub-stripes", default_value_t = 12)]
+        sub_stripes: u32,
+        /// Overlap radius in degrees; when given, overlap copies are printed too (overlap=1).
+        #[arg(long)]
+        overlap: Option<f64>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Demo(args) => demo::run(&args),
+        Command::Locate { stripes, sub_stripes, overlap } => locate(stripes, sub_stripes, overlap),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("skyscan: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn locate(stripes: u32, sub_stripes: u32, overlap: Option<f64>) -> Result<(), String> {
+    let chunker = skyscan_sky::Chunker::new(stripes, sub_stripes, overlap.unwrap_or(0.0))
+        .map_err(|e| format!("locate: {e}"))?;
+    let stdin = io::stdin().lock();
+    let stdout = BufWriter::new(io::stdout().lock());
+    skyscan_sky::locate_csv(&chunker, overlap.is_some(), stdin, stdout)
+        .map_err(|e| format!("locate: {e}"))?;
+    Ok(())
+}
+
+/// Where `demo` keeps its database unless told otherwise.
+fn default_demo_dir() -> PathBuf {
+    PathBuf::from("demo-db")
+}

@@ -1,0 +1,461 @@
+//! Synthetic LSST-like catalogs for demos, tests and benchmarks.
+//!
+//! The Object table imitates the Rubin DP0/DP1 `Object` table in the column
+//! kinds that matter for storage and scans: 64-bit ids clustered on the sky,
+//! full-precision ra/decl, f32 fluxes with realistic noise (negative values
+//! for faint objects, NULLs in the shallow u band), their errors, flag
+//! bit-fields, small counts, band names and booleans. Objects follow galaxy
+//! number counts (dN/dm ∝ 10^(0.35 m)) and plausible colours.
+//!
+//! Generation is deterministic for a given (seed, row count, footprint) and
+//! independent of the number of threads: block `b` of rows always draws from
+//! random stream `b`.
+
+mod rng;
+
+pub use rng::Rng;
+
+use skyscan_format::{
+    Bitmap, BoolColumn, ColumnData, ColumnSchema, ColumnType, PrimitiveColumn, TableSchema, VarColumn,
+};
+
+use crate::table::Table;
+
+/// Rows generated per random stream (and per unit of parallel work).
+pub const ROWS_PER_BLOCK: u64 = 1 << 16;
+
+/// The six LSST bands, in wavelength order.
+pub const BANDS: [&str; 6] = ["u", "g", "r", "i", "z", "y"];
+
+/// A rectangle of sky the synthetic objects are spread over uniformly (per unit area).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Footprint {
+    /// Western edge, degrees in [0, 360).
+    pub ra_min_deg: f64,
+    /// Eastern edge, degrees, > ra_min_deg (may exceed 360: wraps).
+    pub ra_max_deg: f64,
+    /// Southern edge, degrees.
+    pub dec_min_deg: f64,
+    /// Northern edge, degrees.
+    pub dec_max_deg: f64,
+}
+
+impl Footprint {
+    /// A roughly square patch centred on (ra, dec) covering `area_deg2`.
+    pub fn square(ra_center_deg: f64, dec_center_deg: f64, area_deg2: f64) -> Footprint {
+        let side = area_deg2.max(1e-6).sqrt();
+        let dec_min = (dec_center_deg - side / 2.0).max(-90.0);
+        let dec_max = (dec_center_deg + side / 2.0).min(90.0);
+        let cos_dec = dec_center_deg.to_radians().cos().max(0.05);
+        let width = (side / cos_dec).min(360.0);
+        let ra_min = (ra_center_deg - width / 2.0).rem_euclid(360.0);
+        Footprint {
+            ra_min_deg: ra_min,
+            ra_max_deg: ra_min + width,
+            dec_min_deg: dec_min,
+            dec_max_deg: dec_max,
+        }
+    }
+
+    /// The whole sky.
+    pub fn whole_sky() -> Footprint {
+        Footprint { ra_min_deg: 0.0, ra_max_deg: 360.0, dec_min_deg: -90.0, dec_max_deg: 90.0 }
+    }
+
+    /// Area in square degrees.
+    pub fn area_deg2(&self) -> f64 {
+        let dz = self.dec_max_deg.to_radians().sin() - self.dec_min_deg.to_radians().sin();
+        (self.ra_max_deg - self.ra_min_deg).to_radians() * dz * (180.0 / std::f64::consts::PI).powi(2)
+    }
+
+    /// A position drawn uniformly per unit solid angle.
+    fn sample(&self, rng: &mut Rng) -> (f64, f64) {
+        let ra = rng.range(self.ra_min_deg, self.ra_max_deg).rem_euclid(360.0);
+        let z = rng.range(self.dec_min_deg.to_radians().sin(), self.dec_max_deg.to_radians().sin());
+        let dec = z.clamp(-1.0, 1.0).asin().to_degrees();
+        (ra, dec)
+    }
+}
+
+/// Parameters of a synthetic Object catalog.
+#[derive(Clone, Copy, Debug)]
+pub struct ObjectSpec {
+    /// Number of objects.
+    pub rows: u64,
+    /// Seed of all random streams.
+    pub seed: u64,
+    /// Where the objects lie.
+    pub footprint: Footprint,
+}
+
+impl ObjectSpec {
+    /// `rows` objects at a density of `per_deg2` per square degree in a square
+    /// patch centred on (60°, −30°), inside the LSST footprint.
+    pub fn with_density(rows: u64, per_deg2: f64, seed: u64) -> ObjectSpec {
+        let area = rows as f64 / per_deg2.max(1.0);
+        ObjectSpec { rows, seed, footprint: Footprint::square(60.0, -30.0, area) }
+    }
+}
+
+/// A synthetic Object table, column by column (struct of arrays).
+///
+/// Nullable columns carry `None` as a validity of `false` in `*_valid`.
+#[derive(Clone, Debug, Default)]
+pub struct Objects {
+    /// Unique id; high bits encode a 1°×1° sky cell, so ids cluster on the sky.
+    pub object_id: Vec<i64>,
+    /// Right ascension, degrees, [0, 360).
+    pub ra: Vec<f64>,
+    /// Declination, degrees.
+    pub decl: Vec<f64>,
+    /// Uncertainty of ra, degrees.
+    pub ra_err: Vec<f32>,
+    /// Uncertainty of decl, degrees.
+    pub decl_err: Vec<f32>,
+    /// Deblend parent's id, 0 for isolated objects.
+    pub parent_object_id: Vec<i64>,
+    /// Number of deblended children.
+    pub n_child: Vec<i16>,
+    /// 0 = point source, 1 = extended; NULL when not measured.
+    pub extendedness: Vec<f32>,
+    /// Validity of `extendedness`.
+    pub extendedness_valid: Vec<bool>,
+    /// PSF fluxes per band (u g r i z y), nJy; may be negative for faint objects.
+    pub psf_flux: [Vec<f32>; 6],
+    /// Validity of `psf_flux` per band (the shallow u band has NULLs).
+    pub psf_flux_valid: [Vec<bool>; 6],
+    /// PSF flux errors per band, nJy.
+    pub psf_flux_err: [Vec<f32>; 6],
+    /// Second moments of the shape, arcsec².
+    pub shape_xx: Vec<f32>,
+    /// Second moment yy, arcsec².
+    pub shape_yy: Vec<f32>,
+    /// Second moment xy, arcsec².
+    pub shape_xy: Vec<f32>,
+    /// Processing flag bits (a few rare bits set).
+    pub flags: Vec<i64>,
+    /// Number of visits the object was measured on.
+    pub n_visits: Vec<i32>,
+    /// The reference band's name.
+    pub ref_band: Vec<&'static str>,
+    /// Whether this is a primary (not duplicate) detection.
+    pub is_primary: Vec<bool>,
+}
+
+impl Objects {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.object_id.len()
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.object_id.is_empty()
+    }
+
+    fn with_capacity(rows: usize) -> Objects {
+        Objects {
+            object_id: Vec::with_capacity(rows),
+            ra: Vec::with_capacity(rows),
+            decl: Vec::with_capacity(rows),
+            ra_err: Vec::with_capacity(rows),
+            decl_err: Vec::with_capacity(rows),
+            parent_object_id: Vec::with_capacity(rows),
+            n_child: Vec::with_capacity(rows),
+            extendedness: Vec::with_capacity(rows),
+            extendedness_valid: Vec::with_capacity(rows),
+            psf_flux: std::array::from_fn(|_| Vec::with_capacity(rows)),
+            psf_flux_valid: std::array::from_fn(|_| Vec::with_capacity(rows)),
+            psf_flux_err: std::array::from_fn(|_| Vec::with_capacity(rows)),
+            shape_xx: Vec::with_capacity(rows),
+            shape_yy: Vec::with_capacity(rows),
+            shape_xy: Vec::with_capacity(rows),
+            flags: Vec::with_capacity(rows),
+            n_visits: Vec::with_capacity(rows),
+            ref_band: Vec::with_capacity(rows),
+            is_primary: Vec::with_capacity(rows),
+        }
+    }
+
+    fn append(&mut self, mut other: Objects) {
+        self.object_id.append(&mut other.object_id);
+        self.ra.append(&mut other.ra);
+        self.decl.append(&mut other.decl);
+        self.ra_err.append(&mut other.ra_err);
+        self.decl_err.append(&mut other.decl_err);
+        self.parent_object_id.append(&mut other.parent_object_id);
+        self.n_child.append(&mut other.n_child);
+        self.extendedness.append(&mut other.extendedness);
+        self.extendedness_valid.append(&mut other.extendedness_valid);
+        for band in 0..6 {
+            self.psf_flux[band].append(&mut other.psf_flux[band]);
+            self.psf_flux_valid[band].append(&mut other.psf_flux_valid[band]);
+            self.psf_flux_err[band].append(&mut other.psf_flux_err[band]);
+        }
+        self.shape_xx.append(&mut other.shape_xx);
+        self.shape_yy.append(&mut other.shape_yy);
+        self.shape_xy.append(&mut other.shape_xy);
+        self.flags.append(&mut other.flags);
+        self.n_visits.append(&mut other.n_visits);
+        self.ref_band.append(&mut other.ref_band);
+        self.is_primary.append(&mut other.is_primary);
+    }
+}
+
+/// Generates the Object table of `spec` using up to `threads` threads.
+pub fn generate_objects(spec: &ObjectSpec, threads: usize) -> Objects {
+    let blocks = spec.rows.div_ceil(ROWS_PER_BLOCK);
+    let threads = threads.clamp(1, 64).min(blocks.max(1) as usize);
+    let mut parts: Vec<(u64, Objects)> = Vec::with_capacity(blocks as usize);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|worker| {
+                scope.spawn(move || {
+                    let mut mine = Vec::new();
+                    let mut block = worker as u64;
+                    while block < blocks {
+                        mine.push((block, generate_block(spec, block)));
+                        block += threads as u64;
+                    }
+                    mine
+                })
+            })
+            .collect();
+        for handle in handles {
+            match handle.join() {
+                Ok(mine) => parts.extend(mine),
+                // A worker can only panic on a bug; re-raise it on this thread.
+                Err(payload) => std::panic::resume_unwind(payload),
+            }
+        }
+    });
+    parts.sort_by_key(|(block, _)| *block);
+    let mut all = Objects::with_capacity(spec.rows as usize);
+    for (_, part) in parts {
+        all.append(part);
+    }
+    all
+}
+
+/// Faint limit and bright limit of the r-band magnitudes drawn.
+const MAG_BRIGHT: f64 = 16.0;
+const MAG_FAINT: f64 = 26.5;
+/// Slope of the galaxy number counts, d log10 N / dm.
+const COUNT_SLOPE: f64 = 0.35;
+/// 1σ sky noise per band in nJy (from LSST single-visit 5σ depths ≈ 23.9/25.0/24.7/24.0/23.3/22.1, coadded).
+const SKY_SIGMA_NJY: [f64; 6] = [180.0, 60.0, 55.0, 75.0, 140.0, 300.0];
+/// Mean and spread of the colours u−g, g−r, r−i, i−z, z−y.
+const COLOURS: [(f64, f64); 5] = [(1.2, 0.4), (0.6, 0.3), (0.3, 0.2), (0.15, 0.1), (0.1, 0.1)];
+
+fn generate_block(spec: &ObjectSpec, block: u64) -> Objects {
+    let first = block * ROWS_PER_BLOCK;
+    let rows = (spec.rows - first).min(ROWS_PER_BLOCK) as usize;
+    let mut rng = Rng::new(spec.seed, block);
+    let mut out = Objects::with_capacity(rows);
+    let a_lo = 10f64.powf(COUNT_SLOPE * MAG_BRIGHT);
+    let a_hi = 10f64.powf(COUNT_SLOPE * MAG_FAINT);
+    for row in 0..rows {
+        let global = first + row as u64;
+        let (ra, dec) = spec.footprint.sample(&mut rng);
+        let cell = ((dec + 90.0).floor() as i64).clamp(0, 179) * 360 + (ra.floor() as i64).clamp(0, 359);
+        let object_id = (cell << 32) | global as i64;
+        out.object_id.push(object_id);
+        out.ra.push(ra);
+        out.decl.push(dec);
+
+        let mag_r = (a_lo + rng.uniform() * (a_hi - a_lo)).log10() / COUNT_SLOPE;
+        // Magnitudes per band from r and the colours.
+        let mut mags = [0.0f64; 6];
+        mags[2] = mag_r;
+        let colour = |rng: &mut Rng, k: usize| COLOURS[k].0 + COLOURS[k].1 * rng.normal();
+        mags[1] = mags[2] + colour(&mut rng, 1);
+        mags[0] = mags[1] + colour(&mut rng, 0);
+        mags[3] = mags[2] - colour(&mut rng, 2);
+        mags[4] = mags[3] - colour(&mut rng, 3);
+        mags[5] = mags[4] - colour(&mut rng, 4);
+        let mut snr_r = 0.0;
+        for band in 0..6 {
+            let true_flux = 10f64.powf((31.4 - mags[band]) / 2.5);
+            let sigma = (SKY_SIGMA_NJY[band].powi(2) + 0.5 * true_flux).sqrt() * (1.0 + 0.1 * rng.normal().abs());
+            let measured = true_flux + sigma * rng.normal();
+            let valid = !(band == 0 && rng.chance(0.05));
+            out.psf_flux[band].push(if valid { measured as f32 } else { 0.0 });
+            out.psf_flux_err[band].push(sigma as f32);
+            out.psf_flux_valid[band].push(valid);
+            if band == 2 {
+                snr_r = (true_flux / sigma).max(0.1);
+            }
+        }
+        let pos_err_deg = (0.7 / snr_r).min(1.0) / 3600.0;
+        out.ra_err.push((pos_err_deg * (1.0 + 0.05 * rng.normal())).abs() as f32);
+        out.decl_err.push((pos_err_deg * (1.0 + 0.05 * rng.normal())).abs() as f32);
+
+        let extended = rng.chance(if mag_r > 22.0 { 0.8 } else { 0.3 });
+        let ext_valid = !rng.chance(0.02);
+        out.extendedness.push(if ext_valid && extended { 1.0 } else { 0.0 });
+        out.extendedness_valid.push(ext_valid);
+        let size = if extended { 0.3 + 0.6 * rng.uniform() } else { 0.25 };
+        let ellip = if extended { 0.3 * rng.uniform() } else { 0.02 * rng.uniform() };
+        let angle = rng.range(0.0, std::f64::consts::PI);
+        out.shape_xx.push((size * size * (1.0 + ellip * (2.0 * angle).cos())) as f32);
+        out.shape_yy.push((size * size * (1.0 - ellip * (2.0 * angle).cos())) as f32);
+        out.shape_xy.push((size * size * ellip * (2.0 * angle).sin()) as f32);
+
+        let is_child = rng.chance(0.12);
+        out.parent_object_id.push(if is_child { (cell << 32) | (global.saturating_sub(1 + rng.below(8))) as i64 } else { 0 });
+        out.n_child.push(if !is_child && rng.chance(0.08) { 2 + rng.below(6) as i16 } else { 0 });
+        let mut flags = 0i64;
+        for bit in 0..12 {
+            if rng.chance(0.004 * (bit as f64 + 1.0)) {
+                flags |= 1 << (bit * 3);
+            }
+        }
+        out.flags.push(flags);
+        out.n_visits.push((180.0 + 25.0 * rng.normal()).clamp(0.0, 1000.0) as i32);
+        out.ref_band.push(match rng.below(100) {
+            0..=54 => "i",
+            55..=84 => "r",
+            85..=94 => "g",
+            95..=97 => "z",
+            98 => "u",
+            _ => "y",
+        });
+        out.is_primary.push(!rng.chance(0.1));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(rows: u64) -> ObjectSpec {
+        ObjectSpec::with_density(rows, 20_000.0, 42)
+    }
+
+    #[test]
+    fn deterministic_and_thread_independent() {
+        let one = generate_objects(&spec(150_000), 1);
+        let two = generate_objects(&spec(150_000), 2);
+        assert_eq!(one.len(), 150_000);
+        assert_eq!(one.object_id, two.object_id);
+        assert_eq!(one.ra, two.ra);
+        assert_eq!(one.psf_flux[3], two.psf_flux[3]);
+    }
+
+    #[test]
+    fn values_are_plausible() {
+        let s = spec(100_000);
+        let objects = generate_objects(&s, 2);
+        let fp = s.footprint;
+        assert!((fp.area_deg2() - 5.0).abs() < 0.01, "area {}", fp.area_deg2());
+        for (&ra, &dec) in objects.ra.iter().zip(&objects.decl) {
+            assert!((0.0..360.0).contains(&ra));
+            assert!(dec >= fp.dec_min_deg && dec <= fp.dec_max_deg);
+        }
+        let mut ids = objects.object_id.clone();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), objects.len(), "object ids are unique");
+        let negative = objects.psf_flux[2].iter().filter(|f| **f < 0.0).count();
+        assert!(negative > 0 && negative < objects.len() / 5, "some faint objects measure negative: {negative}");
+        let u_nulls = objects.psf_flux_valid[0].iter().filter(|v| !**v).count();
+        assert!(u_nulls > 3_000 && u_nulls < 7_000, "about 5% u-band NULLs: {u_nulls}");
+    }
+
+    #[test]
+    fn whole_sky_area() {
+        assert!((Footprint::whole_sky().area_deg2() - 41_252.96).abs() < 0.1);
+    }
+}
+
+/// The schema of the synthetic Object table (Rubin DP0-style names, Qserv's `ra`/`decl`).
+pub fn object_schema() -> TableSchema {
+    use ColumnType::*;
+    let mut columns = vec![
+        ColumnSchema::new("objectId", I64, false),
+        ColumnSchema::new("ra", F64, false),
+        ColumnSchema::new("decl", F64, false),
+        ColumnSchema::new("raErr", F32, false),
+        ColumnSchema::new("declErr", F32, false),
+        ColumnSchema::new("parentObjectId", I64, false),
+        ColumnSchema::new("nChild", I16, false),
+        ColumnSchema::new("extendedness", F32, true),
+    ];
+    for band in BANDS {
+        columns.push(ColumnSchema::new(format!("{band}_psfFlux"), F32, true));
+        columns.push(ColumnSchema::new(format!("{band}_psfFluxErr"), F32, false));
+    }
+    columns.extend([
+        ColumnSchema::new("shape_xx", F32, false),
+        ColumnSchema::new("shape_yy", F32, false),
+        ColumnSchema::new("shape_xy", F32, false),
+        ColumnSchema::new("flags", I64, false),
+        ColumnSchema::new("nVisits", I32, false),
+        ColumnSchema::new("refBand", Utf8, false),
+        ColumnSchema::new("detect_isPrimary", Bool, false),
+    ]);
+    TableSchema::new("Object", columns)
+}
+
+impl Objects {
+    /// The columns as a [`Table`] with [`object_schema`].
+    pub fn into_table(self) -> Result<Table, String> {
+        fn plain<T>(values: Vec<T>) -> PrimitiveColumn<T> {
+            PrimitiveColumn { values, validity: None }
+        }
+        fn nullable<T>(values: Vec<T>, valid: &[bool]) -> PrimitiveColumn<T> {
+            let validity = valid.iter().any(|v| !v).then(|| Bitmap::from_bools(valid));
+            PrimitiveColumn { values, validity }
+        }
+        let Objects {
+            object_id,
+            ra,
+            decl,
+            ra_err,
+            decl_err,
+            parent_object_id,
+            n_child,
+            extendedness,
+            extendedness_valid,
+            psf_flux,
+            psf_flux_valid,
+            psf_flux_err,
+            shape_xx,
+            shape_yy,
+            shape_xy,
+            flags,
+            n_visits,
+            ref_band,
+            is_primary,
+        } = self;
+        let mut columns = vec![
+            ColumnData::I64(plain(object_id)),
+            ColumnData::F64(plain(ra)),
+            ColumnData::F64(plain(decl)),
+            ColumnData::F32(plain(ra_err)),
+            ColumnData::F32(plain(decl_err)),
+            ColumnData::I64(plain(parent_object_id)),
+            ColumnData::I16(plain(n_child)),
+            ColumnData::F32(nullable(extendedness, &extendedness_valid)),
+        ];
+        for ((flux, valid), err) in psf_flux.into_iter().zip(&psf_flux_valid).zip(psf_flux_err) {
+            columns.push(ColumnData::F32(nullable(flux, valid)));
+            columns.push(ColumnData::F32(plain(err)));
+        }
+        let mut bands = VarColumn::default();
+        for band in &ref_band {
+            bands.push(Some(band.as_bytes()));
+        }
+        columns.extend([
+            ColumnData::F32(plain(shape_xx)),
+            ColumnData::F32(plain(shape_yy)),
+            ColumnData::F32(plain(shape_xy)),
+            ColumnData::I64(plain(flags)),
+            ColumnData::I32(plain(n_visits)),
+            ColumnData::Utf8(bands),
+            ColumnData::Bool(BoolColumn { values: Bitmap::from_bools(&is_primary), validity: None }),
+        ]);
+        Table::new(object_schema(), columns)
+    }
+}
