@@ -459,3 +459,230 @@ impl Objects {
         Table::new(object_schema(), columns)
     }
 }
+
+/// Parameters of a synthetic Source table (detections of the objects on single visits).
+#[derive(Clone, Copy, Debug)]
+pub struct SourceSpec {
+    /// Mean number of detections per object (Poisson-like spread around it).
+    pub mean_per_object: f64,
+    /// Seed of the random streams (distinct from the objects' streams).
+    pub seed: u64,
+    /// First visit time, MJD (TAI).
+    pub first_mjd: f64,
+    /// Survey length in days.
+    pub days: f64,
+}
+
+impl SourceSpec {
+    /// `mean_per_object` detections per object over ten years starting 2025-01-01.
+    pub fn new(mean_per_object: f64, seed: u64) -> SourceSpec {
+        SourceSpec { mean_per_object, seed, first_mjd: 60_676.0, days: 3_652.5 }
+    }
+}
+
+/// The schema of the synthetic Source table.
+pub fn source_schema() -> TableSchema {
+    use ColumnType::*;
+    TableSchema::new(
+        "Source",
+        vec![
+            ColumnSchema::new("sourceId", I64, false),
+            ColumnSchema::new("objectId", I64, false),
+            ColumnSchema::new("ccdVisitId", I64, false),
+            ColumnSchema::new("band", Utf8, false),
+            ColumnSchema::new("midpointMjdTai", F64, false),
+            ColumnSchema::new("ra", F64, false),
+            ColumnSchema::new("decl", F64, false),
+            ColumnSchema::new("psfFlux", F32, true),
+            ColumnSchema::new("psfFluxErr", F32, false),
+            ColumnSchema::new("flags", I64, false),
+        ],
+    )
+}
+
+/// Maximum detections generated for one object (a bound on the spread).
+const MAX_SOURCES_PER_OBJECT: u64 = 1_000;
+
+/// Generates detections of `objects` (a table with [`object_schema`]): each object gets
+/// about `spec.mean_per_object` sources on random visits, scattered around its position
+/// by its position error, with fluxes drawn around its measured flux in the visit's band.
+/// Deterministic for a given spec and object table, independent of `threads`.
+pub fn generate_sources(objects: &Table, spec: &SourceSpec, threads: usize) -> Result<Table, String> {
+    let ids = match objects.column("objectId") {
+        Some(ColumnData::I64(c)) => &c.values,
+        _ => return Err("generate_sources: the object table has no i64 objectId".to_string()),
+    };
+    let ra = objects.f64_column("ra")?;
+    let decl = objects.f64_column("decl")?;
+    let mut fluxes: Vec<&[f32]> = Vec::with_capacity(6);
+    for band in BANDS {
+        match objects.column(&format!("{band}_psfFlux")) {
+            Some(ColumnData::F32(c)) => fluxes.push(&c.values),
+            _ => return Err(format!("generate_sources: no f32 column {band}_psfFlux")),
+        }
+    }
+    if !(spec.mean_per_object.is_finite() && (0.0..=MAX_SOURCES_PER_OBJECT as f64 / 2.0).contains(&spec.mean_per_object)) {
+        return Err(format!("generate_sources: mean_per_object must be in [0, {}]", MAX_SOURCES_PER_OBJECT / 2));
+    }
+    let rows = ids.len() as u64;
+    let blocks = rows.div_ceil(ROWS_PER_BLOCK);
+    let threads = threads.clamp(1, 64).min(blocks.max(1) as usize);
+    let mut parts: Vec<(u64, [ColumnData; 10])> = Vec::new();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|worker| {
+                let fluxes = &fluxes;
+                scope.spawn(move || {
+                    let mut mine = Vec::new();
+                    let mut block = worker as u64;
+                    while block < blocks {
+                        let first = (block * ROWS_PER_BLOCK) as usize;
+                        let last = ((block + 1) * ROWS_PER_BLOCK).min(rows) as usize;
+                        let mut rng = Rng::new(spec.seed ^ 0x5EED_50C5, block);
+                        mine.push((block, source_block(spec, &mut rng, first..last, ids, ra, decl, fluxes)));
+                        block += threads as u64;
+                    }
+                    mine
+                })
+            })
+            .collect();
+        for handle in handles {
+            match handle.join() {
+                Ok(mine) => parts.extend(mine),
+                Err(payload) => std::panic::resume_unwind(payload),
+            }
+        }
+    });
+    parts.sort_by_key(|(block, _)| *block);
+    let mut columns: Vec<ColumnData> = source_schema().columns.iter().map(|c| ColumnData::empty(c.column_type)).collect();
+    for (_, part) in parts {
+        for (all, piece) in columns.iter_mut().zip(part) {
+            append_column(all, piece)?;
+        }
+    }
+    Table::new(source_schema(), columns)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn source_block(
+    spec: &SourceSpec,
+    rng: &mut Rng,
+    objects: std::ops::Range<usize>,
+    ids: &[i64],
+    ra: &[f64],
+    decl: &[f64],
+    fluxes: &[&[f32]],
+) -> [ColumnData; 10] {
+    let mut source_id = Vec::new();
+    let mut object_id = Vec::new();
+    let mut ccd_visit = Vec::new();
+    let mut band_names = VarColumn::default();
+    let mut mjd = Vec::new();
+    let (mut src_ra, mut src_decl) = (Vec::new(), Vec::new());
+    let (mut flux, mut flux_valid, mut flux_err, mut flags) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for object in objects {
+        // Binomial(2·mean, 1/2) spread: Poisson-like without a loop over exp draws.
+        let trials = (2.0 * spec.mean_per_object).round() as u64;
+        let count = (0..trials).filter(|_| rng.chance(0.5)).count() as u64;
+        let count = count.min(MAX_SOURCES_PER_OBJECT);
+        let mut times: Vec<f64> = (0..count).map(|_| spec.first_mjd + rng.uniform() * spec.days).collect();
+        times.sort_by(f64::total_cmp);
+        for (k, &t) in times.iter().enumerate() {
+            let band = rng.below(6) as usize;
+            let visit = ((t - spec.first_mjd) * 1_000.0) as i64; // ~one visit a 86 s
+            source_id.push(ids[object].wrapping_mul(1_024).wrapping_add(k as i64));
+            object_id.push(ids[object]);
+            ccd_visit.push(visit * 200 + rng.below(189) as i64);
+            band_names.push(Some(BANDS[band].as_bytes()));
+            mjd.push(t);
+            let scatter_deg = 0.05 / 3600.0;
+            let cos_dec = decl[object].to_radians().cos().max(1e-6);
+            src_ra.push((ra[object] + scatter_deg * rng.normal() / cos_dec).rem_euclid(360.0));
+            src_decl.push((decl[object] + scatter_deg * rng.normal()).clamp(-90.0, 90.0));
+            let base = fluxes[band][object] as f64;
+            let sigma = SKY_SIGMA_NJY[band] * 3.0 * (1.0 + 0.2 * rng.normal().abs());
+            let valid = !rng.chance(0.01);
+            flux.push(if valid { (base + sigma * rng.normal()) as f32 } else { 0.0 });
+            flux_valid.push(valid);
+            flux_err.push(sigma as f32);
+            flags.push(if rng.chance(0.05) { 1i64 << rng.below(20) } else { 0 });
+        }
+    }
+    let validity = flux_valid.iter().any(|v| !v).then(|| Bitmap::from_bools(&flux_valid));
+    [
+        ColumnData::I64(PrimitiveColumn { values: source_id, validity: None }),
+        ColumnData::I64(PrimitiveColumn { values: object_id, validity: None }),
+        ColumnData::I64(PrimitiveColumn { values: ccd_visit, validity: None }),
+        ColumnData::Utf8(band_names),
+        ColumnData::F64(PrimitiveColumn { values: mjd, validity: None }),
+        ColumnData::F64(PrimitiveColumn { values: src_ra, validity: None }),
+        ColumnData::F64(PrimitiveColumn { values: src_decl, validity: None }),
+        ColumnData::F32(PrimitiveColumn { values: flux, validity }),
+        ColumnData::F32(PrimitiveColumn { values: flux_err, validity: None }),
+        ColumnData::I64(PrimitiveColumn { values: flags, validity: None }),
+    ]
+}
+
+/// Appends `piece` to `all` (same type).
+fn append_column(all: &mut ColumnData, piece: ColumnData) -> Result<(), String> {
+    fn validity_of(v: &Option<Bitmap>, len: usize) -> Bitmap {
+        v.clone().unwrap_or_else(|| Bitmap::new_set(len))
+    }
+    fn primitive<T: Copy>(all: &mut PrimitiveColumn<T>, piece: PrimitiveColumn<T>) {
+        let before = all.values.len();
+        if all.validity.is_some() || piece.validity.is_some() {
+            let mut bits = validity_of(&all.validity, before);
+            let other = validity_of(&piece.validity, piece.values.len());
+            for valid in other.iter() {
+                bits.push(valid);
+            }
+            all.validity = Some(bits);
+        }
+        all.values.extend_from_slice(&piece.values);
+    }
+    match (all, piece) {
+        (ColumnData::I64(a), ColumnData::I64(b)) => primitive(a, b),
+        (ColumnData::F64(a), ColumnData::F64(b)) => primitive(a, b),
+        (ColumnData::F32(a), ColumnData::F32(b)) => primitive(a, b),
+        (ColumnData::Utf8(a), ColumnData::Utf8(b)) => {
+            for index in 0..b.len() {
+                a.push(b.get(index));
+            }
+        }
+        (a, b) => {
+            return Err(format!("append_column: {:?} onto {:?}", b.column_type(), a.column_type()));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod source_tests {
+    use super::*;
+
+    #[test]
+    fn sources_follow_their_objects() {
+        let objects = generate_objects(&ObjectSpec::with_density(20_000, 200_000.0, 3), 2).into_table().unwrap();
+        let sources = generate_sources(&objects, &SourceSpec::new(20.0, 9), 2).unwrap();
+        let again = generate_sources(&objects, &SourceSpec::new(20.0, 9), 1).unwrap();
+        assert_eq!(sources, again, "independent of threads");
+        let per_object = sources.rows() as f64 / objects.rows() as f64;
+        assert!((per_object - 20.0).abs() < 0.5, "{per_object} sources per object");
+        let Some(ColumnData::I64(src_obj)) = sources.column("objectId") else { panic!() };
+        let Some(ColumnData::I64(obj_ids)) = objects.column("objectId") else { panic!() };
+        let positions: std::collections::HashMap<i64, usize> =
+            obj_ids.values.iter().enumerate().map(|(k, id)| (*id, k)).collect();
+        let (ra, decl) = (sources.f64_column("ra").unwrap(), sources.f64_column("decl").unwrap());
+        let (ora, odecl) = (objects.f64_column("ra").unwrap(), objects.f64_column("decl").unwrap());
+        for (k, id) in src_obj.values.iter().enumerate() {
+            let object = positions[id];
+            let sep = skyscan_sky::ang_sep_deg(ra[k], decl[k], ora[object], odecl[object]).unwrap();
+            assert!(sep < 1.0 / 3600.0, "source {k} is {sep}° from its object");
+        }
+        let Some(ColumnData::I64(source_ids)) = sources.column("sourceId") else { panic!() };
+        let mut unique = source_ids.values.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), sources.rows());
+    }
+}
