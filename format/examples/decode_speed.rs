@@ -5,7 +5,7 @@
 //! Prints, per column and encoding: encoded size / raw size and decode speed
 //! in GB/s of output bytes (best of several passes, one core). With a dump
 //! directory it also writes each column's raw values (little-endian) so a
-//! script can compare with Parquet.
+//! script can compare with Parquet. `SKYSCAN_COLUMN=name` runs one column.
 
 use std::error::Error;
 use std::time::Instant;
@@ -152,7 +152,12 @@ fn main() -> Result<(), Box<dyn Error>> {
         "{:<10} {:<14} {:>5} {:>8} {:>9}",
         "column", "encoding", "lz4", "size", "GB/s"
     );
+    // SKYSCAN_COLUMN=name restricts the run to one column (for profiling).
+    let only = std::env::var("SKYSCAN_COLUMN").ok();
     for (name, column_type) in columns {
+        if only.as_deref().is_some_and(|only| only != name) {
+            continue;
+        }
         let mut rng = Rng(42);
         let data: Vec<ColumnData> = (0..blocks)
             .map(|block| column(name, block, rows, &mut rng))

@@ -54,6 +54,34 @@ fn main() {
             total / seconds_for32 / 1e9,
         );
     }
+    for dict_len in [6usize, 60, 4000] {
+        let width = kernels::bits_needed(dict_len as u64 - 1);
+        let codes: Vec<u64> = (0..count as u64)
+            .map(|i| (i * 7919) % dict_len as u64)
+            .collect();
+        let mut packed = Vec::new();
+        kernels::pack(&codes, width, &mut packed);
+        let dict: Vec<i32> = (0..1 << width).map(|i| i * 3).collect();
+        let mut out = vec![0i32; count];
+        let seconds = best_of(5, || {
+            for _ in 0..repeats {
+                let _ = kernels::unpack_batches::<()>(
+                    black_box(&packed),
+                    width,
+                    count,
+                    |start, batch| {
+                        kernels::gather(&dict, dict_len, batch, &mut out[start..]);
+                        Ok(())
+                    },
+                );
+                black_box(&mut out);
+            }
+        });
+        println!(
+            "dictionary {dict_len:>4} -> i32: {:.1} GB/s",
+            (count * repeats * 4) as f64 / seconds / 1e9
+        );
+    }
     let planes: Vec<u8> = (0..count * 8).map(|i| (i * 7) as u8).collect();
     let mut out = vec![0u64; count];
     let seconds = best_of(5, || {

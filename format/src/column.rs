@@ -49,13 +49,12 @@ impl Bitmap {
 
     /// A bitmap from words; bits at positions `>= len` are cleared.
     /// `words.len()` must be `len.div_ceil(64)`.
-    pub fn from_words(mut words: Vec<u64>, len: usize) -> Bitmap {
+    pub fn from_words(words: Vec<u64>, len: usize) -> Bitmap {
         assert_eq!(
             words.len(),
             len.div_ceil(64),
             "word count does not match bit count"
         );
-        words.truncate(len.div_ceil(64));
         let mut bitmap = Bitmap { words, len };
         bitmap.clear_tail();
         bitmap

@@ -368,16 +368,22 @@ fn decode_dict<T: Lane>(
         "{} trailing bytes",
         cursor.remaining()
     );
+    // Padded with zeros to 2^width entries: codes index it without bounds
+    // checks (codes of `width` bits are < 2^width); `gather` rejects codes
+    // >= dict_len.
+    let padded_len = 1usize << width;
     dict_words.clear();
-    dict_words.resize((dict_len * value_bytes).div_ceil(8), 0);
+    dict_words.resize((padded_len * value_bytes).div_ceil(8), 0);
     bytemuck::cast_slice_mut::<u64, u8>(dict_words)[..dict_bytes.len()].copy_from_slice(dict_bytes);
-    let dict: &[T] = &bytemuck::cast_slice::<u64, T>(dict_words)[..dict_len];
+    let padded: &[T] = &bytemuck::cast_slice::<u64, T>(dict_words)[..padded_len];
     ensure!(
-        dict.windows(2).all(|pair| key(pair[0]) < key(pair[1])),
+        padded[..dict_len]
+            .windows(2)
+            .all(|pair| key(pair[0]) < key(pair[1])),
         "dictionary entries not strictly increasing"
     );
     unpack_batches(stream, width, rows, |start, codes| {
-        if kernels::gather(dict, codes, &mut out[start..]) {
+        if kernels::gather(padded, dict_len, codes, &mut out[start..]) {
             Ok(())
         } else {
             bad!("dictionary code out of range ({dict_len} entries)")

@@ -2,7 +2,7 @@
 //! where it pays, checksum.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::column::{Bitmap, ColumnData, VarColumn};
 use crate::error::{FormatError, Result};
@@ -22,6 +22,38 @@ const LZ4_SAMPLE_BYTES: usize = 64 << 10;
 const ALP_SAMPLE: usize = 256;
 /// Values sampled to estimate byte-shuffle + lz4.
 const SHUFFLE_SAMPLE: usize = 8192;
+
+/// A fast non-cryptographic hasher for the writer's distinct counts (SipHash
+/// dominated the encoder profile). Inputs are the caller's own data, so hash
+/// flooding is not a concern. Multiply-rotate per word, SplitMix64 finalizer
+/// so that keys differing only in high bits (bit-field flags) spread.
+#[derive(Default, Clone, Copy)]
+struct FastHasher(u64);
+
+impl Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+        self.write_u64(bytes.len() as u64);
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = (self.0.rotate_left(5) ^ value).wrapping_mul(0x517C_C1B7_2722_0A95);
+    }
+
+    fn finish(&self) -> u64 {
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+type HashMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<FastHasher>>;
+type HashSet<K> = std::collections::HashSet<K, BuildHasherDefault<FastHasher>>;
 
 /// Whether to compress values sections with lz4.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -331,7 +363,7 @@ fn delta_of<T: Lane>(values: &[T]) -> (i64, u32) {
 
 /// Distinct lane values sorted by `key`, or `None` when more than `limit`.
 fn distinct<T: Lane>(values: &[T], limit: usize, key: impl Fn(T) -> u64) -> Option<Vec<T>> {
-    let mut seen = HashSet::new();
+    let mut seen = HashSet::default();
     let mut dict = Vec::new();
     for &value in values {
         if seen.insert(value.to_u64()) {
@@ -732,7 +764,7 @@ fn encode_var(column: &VarColumn, forced: Option<Encoding>) -> Result<Values, St
     let plain_size = 8 + packed_len(rows, length_width) + column.data.len();
     let values: Vec<&[u8]> = (0..rows).map(|row| column.value(row)).collect();
     let distinct_values = |limit: usize| -> Option<Vec<&[u8]>> {
-        let mut seen = HashSet::new();
+        let mut seen = HashSet::default();
         for value in &values {
             if seen.insert(*value) && seen.len() > limit {
                 return None;

@@ -21,8 +21,6 @@ pub enum Location {
         /// Name of the column.
         column_name: String,
     },
-    /// The writer, before any bytes were produced.
-    Writer,
 }
 
 impl fmt::Display for Location {
@@ -41,7 +39,6 @@ impl fmt::Display for Location {
                     "block (row group {row_group}, column {column_index} `{column_name}`)"
                 )
             }
-            Location::Writer => write!(f, "writer"),
         }
     }
 }

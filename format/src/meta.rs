@@ -40,9 +40,9 @@ pub struct ByteRange {
 }
 
 impl ByteRange {
-    /// One past the last byte.
+    /// One past the last byte (saturating: validated ranges never saturate).
     pub fn end(&self) -> u64 {
-        self.offset + self.len
+        self.offset.saturating_add(self.len)
     }
 
     /// As a `usize` range for slicing an in-memory file. Fails on 32-bit
@@ -845,7 +845,7 @@ fn decode_footer(footer: &[u8], footer_offset: u64) -> BadResult<Footer> {
                     )),
                 })?;
             let extent = extents[column_index];
-            let block_end = block.range().end();
+            let block_end = block.offset.saturating_add(u64::from(block.len));
             ensure!(
                 block.offset >= previous_block_end[column_index]
                     && block_end <= extent.offset + extent.len,

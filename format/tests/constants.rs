@@ -1,6 +1,9 @@
 //! Pins every on-disk constant. A failure here means the bytes changed: that
 //! needs a new encoding id or format version, and a spec change.
 
+// Helpers outside #[test] functions may unwrap too (clippy.toml covers only the latter).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use skyscan_format::limits::*;
 use skyscan_format::*;
 
@@ -73,7 +76,11 @@ fn encodings_per_type_match_the_spec_table() {
     ];
     for (column_type, supported) in table {
         for encoding in Encoding::ALL {
-            assert_eq!(column_type.supports(encoding), supported.contains(&encoding), "{column_type:?} {encoding:?}");
+            assert_eq!(
+                column_type.supports(encoding),
+                supported.contains(&encoding),
+                "{column_type:?} {encoding:?}"
+            );
         }
     }
 }
@@ -88,6 +95,12 @@ fn magic_version_and_layout_constants() {
     assert_eq!(EXTENT_ALIGN, 4096);
     assert_eq!(BLOCK_ALIGN, 64);
     assert_eq!(kernels::GROUP, 512);
+}
+
+#[test]
+fn checksum_is_crc32c_castagnoli() {
+    // The standard check value of CRC-32C (RFC 3720), as the spec states.
+    assert_eq!(crc32c::crc32c(b"123456789"), 0xE306_9283);
 }
 
 #[test]
@@ -111,10 +124,14 @@ fn bit_packed_stream_layout() {
     kernels::pack(&values, 3, &mut packed);
     assert_eq!(packed.len(), 64 * 3 + 8);
     assert_eq!(kernels::packed_len(515, 3), 64 * 3 + 8);
-    let word = |index: usize| u32::from_le_bytes(packed[index * 4..index * 4 + 4].try_into().unwrap());
+    let word =
+        |index: usize| u32::from_le_bytes(packed[index * 4..index * 4 + 4].try_into().unwrap());
     // Lane 1 holds values 1, 17, 33, ... = 1, 1, 1, ... (i % 8 with i = 16 r + 1).
     // Rows 0..10 occupy bits 0..30 of word 1 (lane 1, word 0).
-    assert_eq!(word(1) & 0x3FFF_FFFF, 0b001_001_001_001_001_001_001_001_001_001);
+    assert_eq!(
+        word(1) & 0x3FFF_FFFF,
+        0b001_001_001_001_001_001_001_001_001_001
+    );
     // The tail (values 512, 513, 514 = 0, 1, 2) is LSB-first in one u64.
     let tail = u64::from_le_bytes(packed[192..200].try_into().unwrap());
     assert_eq!(tail, 0b010_001_000);

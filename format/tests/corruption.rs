@@ -1,6 +1,9 @@
 //! Corrupt, truncated and foreign input: always an error, never a panic,
 //! never a wrong value.
 
+// Helpers outside #[test] functions may unwrap too (clippy.toml covers only the latter).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::*;
@@ -19,7 +22,10 @@ fn decode_all(bytes: &[u8]) -> Result<(Footer, Vec<Vec<ColumnData>>), FormatErro
 fn same(a: &(Footer, Vec<Vec<ColumnData>>), b: &(Footer, Vec<Vec<ColumnData>>)) -> bool {
     a.0 == b.0
         && a.1.len() == b.1.len()
-        && a.1.iter().zip(&b.1).all(|(x, y)| x.len() == y.len() && x.iter().zip(y).all(|(p, q)| p.logical_eq(q)))
+        && a.1
+            .iter()
+            .zip(&b.1)
+            .all(|(x, y)| x.len() == y.len() && x.iter().zip(y).all(|(p, q)| p.logical_eq(q)))
 }
 
 fn small_file() -> Vec<u8> {
@@ -50,8 +56,11 @@ fn every_single_byte_flip_is_an_error_or_harmless() {
     let meaningful = meaningful_bytes(&bytes);
     // Debug builds flip every meaningful byte and every 16th padding byte
     // with two patterns (about 10 s); release builds flip every byte with four.
-    let (patterns, padding_step): (&[u8], usize) =
-        if cfg!(debug_assertions) { (&[0x01, 0xFF], 16) } else { (&[0x01, 0x80, 0x5A, 0xFF], 1) };
+    let (patterns, padding_step): (&[u8], usize) = if cfg!(debug_assertions) {
+        (&[0x01, 0xFF], 16)
+    } else {
+        (&[0x01, 0x80, 0x5A, 0xFF], 1)
+    };
     let mut mutated = bytes.clone();
     let mut errors = 0usize;
     for position in 0..bytes.len() {
@@ -72,14 +81,20 @@ fn every_single_byte_flip_is_an_error_or_harmless() {
     }
     let meaningful_count = meaningful.iter().filter(|&&m| m).count();
     // Every flip of a meaningful byte is detected (checksums, header checks).
-    assert!(errors >= meaningful_count * patterns.len(), "{errors} errors for {meaningful_count} bytes");
+    assert!(
+        errors >= meaningful_count * patterns.len(),
+        "{errors} errors for {meaningful_count} bytes"
+    );
 }
 
 #[test]
 fn every_truncation_is_an_error() {
     let bytes = small_file();
     for len in 0..bytes.len() {
-        assert!(ChunkFile::from_bytes(&bytes[..len]).is_err(), "truncated to {len} bytes");
+        assert!(
+            ChunkFile::from_bytes(&bytes[..len]).is_err(),
+            "truncated to {len} bytes"
+        );
     }
     // Extra bytes at the end are an error too (the tail is no longer last).
     let mut longer = bytes.clone();
@@ -147,7 +162,8 @@ fn first_encoding_byte(bytes: &[u8]) -> usize {
     let tail = FileTail::parse(tail_of(bytes), bytes.len() as u64).unwrap();
     let footer = tail.footer_range().offset as usize;
     let table_name_len = u16::from_le_bytes([bytes[footer + 16], bytes[footer + 17]]) as usize;
-    let column_count = u32::from_le_bytes(bytes[footer + 4..footer + 8].try_into().unwrap()) as usize;
+    let column_count =
+        u32::from_le_bytes(bytes[footer + 4..footer + 8].try_into().unwrap()) as usize;
     let mut position = footer + 24 + table_name_len;
     for _ in 0..column_count {
         let name_len = u16::from_le_bytes([bytes[position + 2], bytes[position + 3]]) as usize;
@@ -168,7 +184,9 @@ fn unknown_encoding_id_is_unsupported() {
     assert!(err.is_corrupt(), "{err}");
     // ...and a resealed footer names the unknown id.
     let tail_start = bytes.len() - TAIL_LEN;
-    let footer = FileTail::parse(&bytes[tail_start..], bytes.len() as u64).unwrap().footer_range();
+    let footer = FileTail::parse(&bytes[tail_start..], bytes.len() as u64)
+        .unwrap()
+        .footer_range();
     let crc = crc32c::crc32c(&bytes[footer.offset as usize..footer.end() as usize]);
     bytes[tail_start + 8..tail_start + 12].copy_from_slice(&crc.to_le_bytes());
     let err = ChunkFile::from_bytes(&bytes).unwrap_err();
@@ -183,15 +201,30 @@ fn block_errors_name_the_block() {
     let block = file.footer().block(1, 3).unwrap();
     let mut block_bytes = file.block_bytes(1, 3).unwrap().to_vec();
     block_bytes[0] ^= 1;
-    let err = BlockDecoder::new().decode(&block, &block_bytes).unwrap_err();
+    let err = BlockDecoder::new()
+        .decode(&block, &block_bytes)
+        .unwrap_err();
     match &err {
-        FormatError::Corrupt { location: Location::Block { row_group, column_index, column_name }, .. } => {
-            assert_eq!((*row_group, *column_index, column_name.as_str()), (1, 3, "psFlux"));
+        FormatError::Corrupt {
+            location:
+                Location::Block {
+                    row_group,
+                    column_index,
+                    column_name,
+                },
+            ..
+        } => {
+            assert_eq!(
+                (*row_group, *column_index, column_name.as_str()),
+                (1, 3, "psFlux")
+            );
         }
         other => panic!("{other}"),
     }
     assert!(err.to_string().contains("psFlux"), "{err}");
     // The wrong number of bytes is the caller's mistake.
-    let err = BlockDecoder::new().decode(&block, &block_bytes[1..]).unwrap_err();
+    let err = BlockDecoder::new()
+        .decode(&block, &block_bytes[1..])
+        .unwrap_err();
     assert!(matches!(err, FormatError::InvalidInput { .. }), "{err}");
 }

@@ -1,5 +1,8 @@
 //! Whole-file round trips and the reader API.
 
+// Helpers outside #[test] functions may unwrap too (clippy.toml covers only the latter).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::*;

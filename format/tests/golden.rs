@@ -3,6 +3,9 @@
 //! Regenerate (only for a new format version, never to "fix" this test):
 //! `SKYSCAN_REGEN_GOLDEN=1 cargo test -p skyscan-format --test golden`.
 
+// Helpers outside #[test] functions may unwrap too (clippy.toml covers only the latter).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::path::PathBuf;
@@ -11,7 +14,9 @@ use common::*;
 use skyscan_format::{ChunkFile, Compression, Encoding};
 
 fn golden_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests").join("golden")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("golden")
 }
 
 #[test]
@@ -23,20 +28,34 @@ fn golden_files_decode_to_their_generated_values() {
         if regenerate {
             std::fs::write(&path, golden_file(encoding, lz4)).unwrap();
         }
-        let bytes = std::fs::read(&path)
-            .unwrap_or_else(|err| panic!("{}: {err} (see the module doc to regenerate)", path.display()));
+        let bytes = std::fs::read(&path).unwrap_or_else(|err| {
+            panic!(
+                "{}: {err} (see the module doc to regenerate)",
+                path.display()
+            )
+        });
         let file = ChunkFile::from_bytes(&bytes).unwrap_or_else(|err| panic!("{name}: {err}"));
         let footer = file.footer();
         assert_eq!(footer.chunk_id(), 7);
         assert_eq!(footer.schema().name, "Object");
         let columns = golden_columns(encoding);
         let full = all_types_schema();
-        let names: Vec<&str> = footer.schema().columns.iter().map(|c| c.name.as_str()).collect();
-        let expected_names: Vec<&str> = columns.iter().map(|&i| full.columns[i].name.as_str()).collect();
+        let names: Vec<&str> = footer
+            .schema()
+            .columns
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        let expected_names: Vec<&str> = columns
+            .iter()
+            .map(|&i| full.columns[i].name.as_str())
+            .collect();
         assert_eq!(names, expected_names, "{name}");
         let expected = all_types_expected(GOLDEN_SEED);
         assert_eq!(footer.row_groups().len(), expected.len());
-        let decoded = file.read_all().unwrap_or_else(|err| panic!("{name}: {err}"));
+        let decoded = file
+            .read_all()
+            .unwrap_or_else(|err| panic!("{name}: {err}"));
         for (row_group, (sub_chunk_id, overlap, data)) in expected.iter().enumerate() {
             assert_eq!(footer.row_groups()[row_group].sub_chunk_id, *sub_chunk_id);
             assert_eq!(footer.row_groups()[row_group].overlap, *overlap);
@@ -44,7 +63,10 @@ fn golden_files_decode_to_their_generated_values() {
                 assert_column_eq(
                     &decoded[row_group][position],
                     &data[column],
-                    &format!("{name} row group {row_group} column {}", full.columns[column].name),
+                    &format!(
+                        "{name} row group {row_group} column {}",
+                        full.columns[column].name
+                    ),
                 );
                 let meta = footer.block(row_group, position).unwrap().meta;
                 if let Some(encoding) = encoding {
@@ -58,6 +80,9 @@ fn golden_files_decode_to_their_generated_values() {
         }
     }
     for encoding in Encoding::ALL {
-        assert!(seen_encodings.contains(&encoding), "no golden block uses {encoding:?}");
+        assert!(
+            seen_encodings.contains(&encoding),
+            "no golden block uses {encoding:?}"
+        );
     }
 }

@@ -2,6 +2,9 @@
 //! plus the automatic choice, over adversarial values (nulls, empty,
 //! all-equal, extremes, NaN, infinities, -0.0, long and empty strings).
 
+// Helpers outside #[test] functions may unwrap too (clippy.toml covers only the latter).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use proptest::prelude::*;
@@ -16,10 +19,22 @@ fn check_all_encodings(data: &ColumnData) {
     let column_type = data.column_type();
     let schema = ColumnSchema::new("c", column_type, true);
     let mut choices = vec![None];
-    choices.extend(Encoding::ALL.into_iter().filter(|e| column_type.supports(*e)).map(Some));
+    choices.extend(
+        Encoding::ALL
+            .into_iter()
+            .filter(|e| column_type.supports(*e))
+            .map(Some),
+    );
     for encoding in choices {
-        for compression in [CompressionChoice::Auto, CompressionChoice::Never, CompressionChoice::Always] {
-            let options = EncodeOptions { encoding, compression };
+        for compression in [
+            CompressionChoice::Auto,
+            CompressionChoice::Never,
+            CompressionChoice::Always,
+        ] {
+            let options = EncodeOptions {
+                encoding,
+                compression,
+            };
             let encoded = match encode_block(&schema, data, &options) {
                 Ok(encoded) => encoded,
                 Err(err) => {
@@ -31,7 +46,12 @@ fn check_all_encodings(data: &ColumnData) {
             if let Some(encoding) = encoding {
                 assert_eq!(encoded.meta.encoding, encoding);
             }
-            let block = BlockRef { row_group: 0, column_index: 0, column: &schema, meta: &encoded.meta };
+            let block = BlockRef {
+                row_group: 0,
+                column_index: 0,
+                column: &schema,
+                meta: &encoded.meta,
+            };
             let decoded = decode_block(&block, &encoded.bytes)
                 .unwrap_or_else(|err| panic!("{encoding:?} {compression:?}: {err}"));
             assert!(
@@ -41,7 +61,11 @@ fn check_all_encodings(data: &ColumnData) {
             );
             assert_eq!(encoded.meta.null_count as usize, data.null_count());
             assert_eq!(decoded.validity().is_some(), data.null_count() > 0);
-            check_stats(data, &encoded.meta.stats.min_max, encoded.meta.stats.has_nan);
+            check_stats(
+                data,
+                &encoded.meta.stats.min_max,
+                encoded.meta.stats.has_nan,
+            );
         }
     }
 }
@@ -78,9 +102,18 @@ fn check_stats(data: &ColumnData, min_max: &Option<MinMax>, has_nan: bool) {
                 // No upper bound fits in 64 bytes when the max starts with 64 x 0xFF.
                 None => assert!(
                     valid.is_empty()
-                        || valid.iter().map(|&row| c.value(row)).max().unwrap().starts_with(&[0xFF; 65])
+                        || valid
+                            .iter()
+                            .map(|&row| c.value(row))
+                            .max()
+                            .unwrap()
+                            .starts_with(&[0xFF; 65])
                 ),
-                Some(MinMax::Bytes { min, max, truncated }) => {
+                Some(MinMax::Bytes {
+                    min,
+                    max,
+                    truncated,
+                }) => {
                     let expected_min = valid.iter().map(|&row| c.value(row)).min().unwrap();
                     let expected_max = valid.iter().map(|&row| c.value(row)).max().unwrap();
                     if *truncated {
@@ -142,65 +175,74 @@ fn int_column<T: Arbitrary + Copy + std::fmt::Debug + 'static>(
         Just(3u8), // sorted
         Just(4u8), // all equal
     ];
-    (lengths(), pattern, 0u8..4, any::<u64>()).prop_flat_map(move |(len, pattern, null_kind, seed)| {
-        let specials = specials.clone();
-        proptest::collection::vec((any::<T>(), any::<u32>(), any::<u8>()), len).prop_map(move |raw| {
-            let mut sorted = seed as i64 >> 8;
-            raw.into_iter()
-                .enumerate()
-                .map(|(row, (value, small, pick))| {
-                    let null = match null_kind {
-                        0 => false,
-                        1 => pick % 5 == 0,
-                        2 => pick % 2 == 0,
-                        _ => pick != 0,
-                    };
-                    if null {
-                        return None;
-                    }
-                    Some(match pattern {
-                        0 => value,
-                        1 => specials[pick as usize % specials.len()],
-                        2 => from_i64((seed as i64 >> 40) + i64::from(small % 1000)),
-                        3 => {
-                            sorted += i64::from(small % 4);
-                            from_i64(sorted)
-                        }
-                        _ => from_i64(seed as i64 + row as i64 * 0),
-                    })
-                })
-                .collect()
-        })
-    })
+    (lengths(), pattern, 0u8..4, any::<u64>()).prop_flat_map(
+        move |(len, pattern, null_kind, seed)| {
+            let specials = specials.clone();
+            proptest::collection::vec((any::<T>(), any::<u32>(), any::<u8>()), len).prop_map(
+                move |raw| {
+                    let mut sorted = seed as i64 >> 8;
+                    raw.into_iter()
+                        .map(|(value, small, pick)| {
+                            let null = match null_kind {
+                                0 => false,
+                                1 => pick % 5 == 0,
+                                2 => pick % 2 == 0,
+                                _ => pick != 0,
+                            };
+                            if null {
+                                return None;
+                            }
+                            Some(match pattern {
+                                0 => value,
+                                1 => specials[pick as usize % specials.len()],
+                                2 => from_i64((seed as i64 >> 40) + i64::from(small % 1000)),
+                                3 => {
+                                    sorted += i64::from(small % 4);
+                                    from_i64(sorted)
+                                }
+                                _ => from_i64(seed as i64),
+                            })
+                        })
+                        .collect()
+                },
+            )
+        },
+    )
 }
 
 fn float_column<T: Arbitrary + Copy + std::fmt::Debug + 'static>(
     specials: Vec<T>,
     from_f64: fn(f64) -> T,
 ) -> impl Strategy<Value = Vec<Option<T>>> {
-    (lengths(), 0u8..5, 0u8..3, any::<u64>()).prop_flat_map(move |(len, pattern, null_kind, seed)| {
-        let specials = specials.clone();
-        proptest::collection::vec((any::<T>(), any::<u32>(), any::<u8>()), len).prop_map(move |raw| {
-            raw.into_iter()
-                .map(|(value, small, pick)| {
-                    if null_kind > 0 && pick % (null_kind * 2) == 0 {
-                        return None;
-                    }
-                    let base = (seed % 360) as f64;
-                    Some(match pattern {
-                        0 => value,
-                        1 => specials[pick as usize % specials.len()],
-                        // Decimal values with 4 digits (ALP), with some specials mixed in.
-                        2 if pick < 240 => from_f64(((base + f64::from(small % 100_000) / 1e4) * 1e4).round() / 1e4),
-                        2 => specials[pick as usize % specials.len()],
-                        // Clustered full-precision values (float FOR).
-                        3 => from_f64(base + f64::from(small) / f64::from(u32::MAX) * 0.25),
-                        _ => from_f64(f64::from(small % 4)),
-                    })
-                })
-                .collect()
-        })
-    })
+    (lengths(), 0u8..5, 0u8..3, any::<u64>()).prop_flat_map(
+        move |(len, pattern, null_kind, seed)| {
+            let specials = specials.clone();
+            proptest::collection::vec((any::<T>(), any::<u32>(), any::<u8>()), len).prop_map(
+                move |raw| {
+                    raw.into_iter()
+                        .map(|(value, small, pick)| {
+                            if null_kind > 0 && pick % (null_kind * 2) == 0 {
+                                return None;
+                            }
+                            let base = (seed % 360) as f64;
+                            Some(match pattern {
+                                0 => value,
+                                1 => specials[pick as usize % specials.len()],
+                                // Decimal values with 4 digits (ALP), with some specials mixed in.
+                                2 if pick < 240 => from_f64(
+                                    ((base + f64::from(small % 100_000) / 1e4) * 1e4).round() / 1e4,
+                                ),
+                                2 => specials[pick as usize % specials.len()],
+                                // Clustered full-precision values (float FOR).
+                                3 => from_f64(base + f64::from(small) / f64::from(u32::MAX) * 0.25),
+                                _ => from_f64(f64::from(small % 4)),
+                            })
+                        })
+                        .collect()
+                },
+            )
+        },
+    )
 }
 
 fn var_column(utf8: bool) -> impl Strategy<Value = Vec<Option<Vec<u8>>>> {
@@ -212,13 +254,20 @@ fn var_column(utf8: bool) -> impl Strategy<Value = Vec<Option<Vec<u8>>>> {
         1 => proptest::collection::vec(Just(0xFFu8), 60..80),
     ];
     let value = value.prop_map(move |bytes| {
-        if utf8 && std::str::from_utf8(&bytes).is_err() { b"x".to_vec() } else { bytes }
+        if utf8 && std::str::from_utf8(&bytes).is_err() {
+            b"x".to_vec()
+        } else {
+            bytes
+        }
     });
     proptest::collection::vec(proptest::option::weighted(0.85, value), 0..700)
 }
 
 fn config() -> ProptestConfig {
-    ProptestConfig { cases: 48, ..ProptestConfig::default() }
+    ProptestConfig {
+        cases: 48,
+        ..ProptestConfig::default()
+    }
 }
 
 proptest! {
@@ -283,45 +332,90 @@ proptest! {
 fn edge_cases() {
     // Empty, all null, all equal, single value, extremes.
     check_all_encodings(&ColumnData::I64(PrimitiveColumn::new(vec![])));
-    check_all_encodings(&ColumnData::I64(PrimitiveColumn::from_options(&[None; 700])));
-    check_all_encodings(&ColumnData::I32(PrimitiveColumn::new(vec![42; 1500])));
-    check_all_encodings(&ColumnData::I64(PrimitiveColumn::new(vec![i64::MIN, i64::MAX, i64::MIN])));
-    check_all_encodings(&ColumnData::I64(PrimitiveColumn::new(
-        (0..2000).map(|i| if i % 2 == 0 { i64::MIN } else { i64::MAX }).collect(),
+    check_all_encodings(&ColumnData::I64(PrimitiveColumn::from_options(
+        &[None; 700],
     )));
-    check_all_encodings(&ColumnData::I8(PrimitiveColumn::new((0..1030).map(|i| i as i8).collect())));
+    check_all_encodings(&ColumnData::I32(PrimitiveColumn::new(vec![42; 1500])));
+    check_all_encodings(&ColumnData::I64(PrimitiveColumn::new(vec![
+        i64::MIN,
+        i64::MAX,
+        i64::MIN,
+    ])));
+    check_all_encodings(&ColumnData::I64(PrimitiveColumn::new(
+        (0..2000)
+            .map(|i| if i % 2 == 0 { i64::MIN } else { i64::MAX })
+            .collect(),
+    )));
+    check_all_encodings(&ColumnData::I8(PrimitiveColumn::new(
+        (0..1030).map(|i| i as i8).collect(),
+    )));
     check_all_encodings(&ColumnData::F64(PrimitiveColumn::new(vec![f64::NAN; 600])));
     check_all_encodings(&ColumnData::F64(PrimitiveColumn::new(vec![-0.0; 600])));
-    check_all_encodings(&ColumnData::F32(PrimitiveColumn::from_options(&[None, Some(f32::NAN), None])));
+    check_all_encodings(&ColumnData::F32(PrimitiveColumn::from_options(&[
+        None,
+        Some(f32::NAN),
+        None,
+    ])));
     check_all_encodings(&ColumnData::Utf8(VarColumn::from_options::<&str>(&[])));
-    check_all_encodings(&ColumnData::Utf8(VarColumn::from_options(&[Some(""), None, Some("")])));
+    check_all_encodings(&ColumnData::Utf8(VarColumn::from_options(&[
+        Some(""),
+        None,
+        Some(""),
+    ])));
     let long = "ÿ".repeat(5000);
-    check_all_encodings(&ColumnData::Utf8(VarColumn::from_options(&[Some(long.as_str()), Some("a")])));
-    check_all_encodings(&ColumnData::Binary(VarColumn::from_options(&[Some(vec![0xFFu8; 100])])));
+    check_all_encodings(&ColumnData::Utf8(VarColumn::from_options(&[
+        Some(long.as_str()),
+        Some("a"),
+    ])));
+    check_all_encodings(&ColumnData::Binary(VarColumn::from_options(&[Some(
+        vec![0xFFu8; 100],
+    )])));
     check_all_encodings(&ColumnData::Bool(BoolColumn::from_options(&[None, None])));
-    let mut bits = BoolColumn::from_options(&vec![Some(true); 130]);
+    let mut bits = BoolColumn::from_options(&[Some(true); 130]);
     bits.validity = Some(Bitmap::new_set(130));
     check_all_encodings(&ColumnData::Bool(bits));
     // 65 536 distinct values: the largest forced dictionary.
-    check_all_encodings(&ColumnData::I32(PrimitiveColumn::new((0..65_536).rev().collect())));
+    check_all_encodings(&ColumnData::I32(PrimitiveColumn::new(
+        (0..65_536).rev().collect(),
+    )));
 }
 
 #[test]
 fn automatic_choice_picks_the_expected_encodings() {
     let schema = |column_type| ColumnSchema::new("c", column_type, false);
     let chosen = |data: &ColumnData| {
-        encode_block(&schema(data.column_type()), data, &EncodeOptions::default()).unwrap().meta.encoding
+        encode_block(&schema(data.column_type()), data, &EncodeOptions::default())
+            .unwrap()
+            .meta
+            .encoding
     };
     let ids: Vec<i64> = (0..10_000).map(|i| (1 << 40) + i * 3).collect();
-    assert_eq!(chosen(&ColumnData::I64(PrimitiveColumn::new(ids))), Encoding::DeltaBitpack);
+    assert_eq!(
+        chosen(&ColumnData::I64(PrimitiveColumn::new(ids))),
+        Encoding::DeltaBitpack
+    );
     let counts: Vec<i32> = (0..10_000).map(|i| (i * 7919) % 50).collect();
-    assert_eq!(chosen(&ColumnData::I32(PrimitiveColumn::new(counts))), Encoding::ForBitpack);
+    assert_eq!(
+        chosen(&ColumnData::I32(PrimitiveColumn::new(counts))),
+        Encoding::ForBitpack
+    );
     let flags: Vec<i64> = (0..10_000).map(|i| [0, 1 << 40, 1 << 62][i % 3]).collect();
-    assert_eq!(chosen(&ColumnData::I64(PrimitiveColumn::new(flags))), Encoding::Dictionary);
+    assert_eq!(
+        chosen(&ColumnData::I64(PrimitiveColumn::new(flags))),
+        Encoding::Dictionary
+    );
     let mut rng = common::SplitMix(5);
-    let ra: Vec<f64> = (0..10_000).map(|_| (120_000_000 + rng.below(250_000)) as f64 / 1e6).collect();
-    assert_eq!(chosen(&ColumnData::F64(PrimitiveColumn::new(ra))), Encoding::Alp);
+    let ra: Vec<f64> = (0..10_000)
+        .map(|_| (120_000_000 + rng.below(250_000)) as f64 / 1e6)
+        .collect();
+    assert_eq!(
+        chosen(&ColumnData::F64(PrimitiveColumn::new(ra))),
+        Encoding::Alp
+    );
     let bands: Vec<Option<&str>> = (0..10_000).map(|i| Some(["u", "g", "r"][i % 3])).collect();
-    assert_eq!(chosen(&ColumnData::Utf8(VarColumn::from_options(&bands))), Encoding::Dictionary);
+    assert_eq!(
+        chosen(&ColumnData::Utf8(VarColumn::from_options(&bands))),
+        Encoding::Dictionary
+    );
     let _ = ColumnType::I8;
 }

@@ -1,12 +1,18 @@
 //! Writer misuse is `InvalidInput`, never a panic and never a bad file.
 
+// Helpers outside #[test] functions may unwrap too (clippy.toml covers only the latter).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use skyscan_format::limits::*;
 use skyscan_format::*;
 
 fn schema() -> TableSchema {
     TableSchema::new(
         "t",
-        vec![ColumnSchema::new("a", ColumnType::I32, false), ColumnSchema::new("s", ColumnType::Utf8, true)],
+        vec![
+            ColumnSchema::new("a", ColumnType::I32, false),
+            ColumnSchema::new("s", ColumnType::Utf8, true),
+        ],
     )
 }
 
@@ -27,11 +33,22 @@ fn bad_schemas() {
     assert!(is_invalid(new(TableSchema::new("t", vec![]))));
     let duplicate = vec![ColumnSchema::new("a", ColumnType::I8, false); 2];
     assert!(is_invalid(new(TableSchema::new("t", duplicate))));
-    assert!(is_invalid(new(TableSchema::new("t", vec![ColumnSchema::new("", ColumnType::I8, false)]))));
+    assert!(is_invalid(new(TableSchema::new(
+        "t",
+        vec![ColumnSchema::new("", ColumnType::I8, false)]
+    ))));
     let long = "x".repeat(MAX_NAME_LEN + 1);
-    assert!(is_invalid(new(TableSchema::new(long.clone(), vec![ColumnSchema::new("a", ColumnType::I8, false)]))));
-    assert!(is_invalid(new(TableSchema::new("t", vec![ColumnSchema::new(long, ColumnType::I8, false)]))));
-    let many = (0..=MAX_COLUMNS).map(|i| ColumnSchema::new(format!("c{i}"), ColumnType::I8, false)).collect();
+    assert!(is_invalid(new(TableSchema::new(
+        long.clone(),
+        vec![ColumnSchema::new("a", ColumnType::I8, false)]
+    ))));
+    assert!(is_invalid(new(TableSchema::new(
+        "t",
+        vec![ColumnSchema::new(long, ColumnType::I8, false)]
+    ))));
+    let many = (0..=MAX_COLUMNS)
+        .map(|i| ColumnSchema::new(format!("c{i}"), ColumnType::I8, false))
+        .collect();
     assert!(is_invalid(new(TableSchema::new("t", many))));
 }
 
@@ -39,7 +56,11 @@ fn bad_schemas() {
 fn bad_row_groups() {
     let mut writer = ChunkWriter::new(schema(), 0, WriterOptions::default()).unwrap();
     // Wrong column count, types, lengths.
-    assert!(is_invalid(writer.add_row_group(1, false, &good_rows(3)[..1])));
+    assert!(is_invalid(writer.add_row_group(
+        1,
+        false,
+        &good_rows(3)[..1]
+    )));
     let mut wrong_type = good_rows(3);
     wrong_type[0] = ColumnData::I64(PrimitiveColumn::new(vec![1; 3]));
     assert!(is_invalid(writer.add_row_group(1, false, &wrong_type)));
@@ -68,7 +89,11 @@ fn bad_row_groups() {
         (vec![], vec![]),
     ] {
         let mut rows = good_rows(3);
-        rows[1] = ColumnData::Utf8(VarColumn { offsets, data, validity: None });
+        rows[1] = ColumnData::Utf8(VarColumn {
+            offsets,
+            data,
+            validity: None,
+        });
         assert!(is_invalid(writer.add_row_group(1, false, &rows)));
     }
     // Duplicate sub-chunk (own twice), but own + overlap of the same id is fine.
@@ -85,13 +110,19 @@ fn bad_row_groups() {
 #[test]
 fn forced_encoding_must_fit_the_type() {
     let options = WriterOptions {
-        encode: EncodeOptions { encoding: Some(Encoding::Alp), compression: CompressionChoice::Auto },
+        encode: EncodeOptions {
+            encoding: Some(Encoding::Alp),
+            compression: CompressionChoice::Auto,
+        },
     };
     let mut writer = ChunkWriter::new(schema(), 0, options).unwrap();
     assert!(is_invalid(writer.add_row_group(1, false, &good_rows(3))));
     // A forced dictionary over more than MAX_DICT_LEN distinct values.
     let options = WriterOptions {
-        encode: EncodeOptions { encoding: Some(Encoding::Dictionary), compression: CompressionChoice::Auto },
+        encode: EncodeOptions {
+            encoding: Some(Encoding::Dictionary),
+            compression: CompressionChoice::Auto,
+        },
     };
     let one = TableSchema::new("t", vec![ColumnSchema::new("a", ColumnType::I32, false)]);
     let mut writer = ChunkWriter::new(one, 0, options).unwrap();
@@ -104,7 +135,10 @@ fn too_many_rows() {
     let one = TableSchema::new("t", vec![ColumnSchema::new("a", ColumnType::Bool, false)]);
     let mut writer = ChunkWriter::new(one, 0, WriterOptions::default()).unwrap();
     let rows = MAX_ROWS_PER_ROW_GROUP as usize + 1;
-    let column = ColumnData::Bool(BoolColumn { values: Bitmap::new_unset(rows), validity: None });
+    let column = ColumnData::Bool(BoolColumn {
+        values: Bitmap::new_unset(rows),
+        validity: None,
+    });
     assert!(is_invalid(writer.add_row_group(1, false, &[column])));
 }
 
@@ -121,7 +155,10 @@ fn failing_sink_is_an_io_error() {
     }
     let mut writer = ChunkWriter::new(schema(), 0, WriterOptions::default()).unwrap();
     writer.add_row_group(0, false, &good_rows(5)).unwrap();
-    assert!(matches!(writer.finish(&mut Broken), Err(FormatError::Io(_))));
+    assert!(matches!(
+        writer.finish(&mut Broken),
+        Err(FormatError::Io(_))
+    ));
 }
 
 #[test]
@@ -131,5 +168,8 @@ fn empty_file_roundtrips() {
     let file = ChunkFile::from_bytes(&bytes).unwrap();
     assert_eq!(file.footer().chunk_id(), 9);
     assert!(file.footer().row_groups().is_empty());
-    assert_eq!(file.footer().column_range(0, RowGroupSet::All).unwrap().len, 0);
+    assert_eq!(
+        file.footer().column_range(0, RowGroupSet::All).unwrap().len,
+        0
+    );
 }

@@ -116,11 +116,16 @@ pub fn all_types_rows(seed: u64, sub_chunk_id: u32, overlap: bool, rows: usize) 
 /// the order they are added (not sorted: the writer sorts).
 /// The first row group has more than 512 rows, so bit-packed streams have a
 /// full interleaved group and a tail.
-pub const SAMPLE_ROW_GROUPS: [(u32, bool, usize); 4] =
-    [(12, false, 700), (3, false, 70), (3, true, 20), (40, true, 0)];
+pub const SAMPLE_ROW_GROUPS: [(u32, bool, usize); 4] = [
+    (12, false, 700),
+    (3, false, 70),
+    (3, true, 20),
+    (40, true, 0),
+];
 
 /// Row groups of the small file used by the byte-flip corruption test.
-pub const SMALL_ROW_GROUPS: [(u32, bool, usize); 3] = [(5, false, 40), (2, false, 13), (2, true, 9)];
+pub const SMALL_ROW_GROUPS: [(u32, bool, usize); 3] =
+    [(5, false, 40), (2, false, 13), (2, true, 9)];
 
 /// Writes the sample "every type" file.
 pub fn all_types_file(seed: u64, options: WriterOptions) -> Vec<u8> {
@@ -128,7 +133,11 @@ pub fn all_types_file(seed: u64, options: WriterOptions) -> Vec<u8> {
 }
 
 /// Writes the "every type" file with the given row groups.
-pub fn all_types_file_with(seed: u64, options: WriterOptions, groups: &[(u32, bool, usize)]) -> Vec<u8> {
+pub fn all_types_file_with(
+    seed: u64,
+    options: WriterOptions,
+    groups: &[(u32, bool, usize)],
+) -> Vec<u8> {
     let mut writer = ChunkWriter::new(all_types_schema(), 7, options).unwrap();
     for &(sub_chunk_id, overlap, rows) in groups {
         writer
@@ -209,10 +218,22 @@ pub fn golden_file(encoding: Option<skyscan_format::Encoding>, lz4: bool) -> Vec
     let full = all_types_schema();
     let schema = TableSchema::new(
         "Object",
-        columns.iter().map(|&index| full.columns[index].clone()).collect(),
+        columns
+            .iter()
+            .map(|&index| full.columns[index].clone())
+            .collect(),
     );
-    let compression = if lz4 { CompressionChoice::Always } else { CompressionChoice::Auto };
-    let options = WriterOptions { encode: EncodeOptions { encoding, compression } };
+    let compression = if lz4 {
+        CompressionChoice::Always
+    } else {
+        CompressionChoice::Auto
+    };
+    let options = WriterOptions {
+        encode: EncodeOptions {
+            encoding,
+            compression,
+        },
+    };
     let mut writer = ChunkWriter::new(schema, 7, options).unwrap();
     for (sub_chunk_id, overlap, rows) in SAMPLE_ROW_GROUPS {
         let all = all_types_rows(GOLDEN_SEED, sub_chunk_id, overlap, rows);
