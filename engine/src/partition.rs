@@ -123,7 +123,7 @@ pub fn write_chunk(
 
 /// The file name of chunk `chunk_id` of a table inside the table's directory.
 pub fn chunk_file_name(chunk_id: i32) -> String {
-    format!("chunk_{chunk_id}.skc")
+    format!("chunk_{chunk_id}.skychunk")
 }
 
 /// What [`write_table_chunks`] wrote.
