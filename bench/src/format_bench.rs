@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use skyscan_engine::chunk_stats::{ColumnStats, measure_columns};
-use skyscan_engine::partition::{assign_rows, chunk_file_name, write_table_chunks};
+use skyscan_engine::partition::{Placement, assign_rows, chunk_file_name, write_table_chunks};
 use skyscan_engine::synth::{ObjectSpec, generate_objects};
 use skyscan_engine::table::Table;
 use skyscan_format::{ColumnData, WriterOptions};
@@ -61,9 +61,26 @@ pub fn run(args: &FormatArgs) -> Result<(), String> {
     result
 }
 
-fn run_in(args: &FormatArgs, table: &Table, chunker: &Chunker, dir: &Path, threads: usize) -> Result<(), String> {
+fn run_in(
+    args: &FormatArgs,
+    table: &Table,
+    chunker: &Chunker,
+    dir: &Path,
+    threads: usize,
+) -> Result<(), String> {
     let started = Instant::now();
-    let summary = write_table_chunks(table, chunker, "ra", "decl", false, &dir.join("chunks"), &WriterOptions::default(), threads)?;
+    let summary = write_table_chunks(
+        table,
+        &Placement {
+            chunker,
+            ra_column: "ra",
+            dec_column: "decl",
+            with_overlap: false,
+        },
+        &dir.join("chunks"),
+        &WriterOptions::default(),
+        threads,
+    )?;
     let write_time = started.elapsed();
     let files: Vec<Vec<u8>> = summary
         .chunk_ids
@@ -75,7 +92,11 @@ fn run_in(args: &FormatArgs, table: &Table, chunker: &Chunker, dir: &Path, threa
         .collect::<Result<_, _>>()?;
     let stats = measure_columns(&files, Duration::from_millis(args.min_decode_ms))?;
 
-    let peer = if args.no_peer { None } else { Some(parquet_peer(table, chunker, dir)?) };
+    let peer = if args.no_peer {
+        None
+    } else {
+        Some(parquet_peer(table, chunker, dir)?)
+    };
 
     println!(
         "format benchmark: {} Objects x {} columns, {} chunk files, {} row groups ({:.0} rows each), written in {:.2} s",
@@ -87,15 +108,33 @@ fn run_in(args: &FormatArgs, table: &Table, chunker: &Chunker, dir: &Path, threa
         write_time.as_secs_f64()
     );
     if let Some(peer) = &peer {
-        println!("peer: pyarrow {} Parquet, same rows in the same order, default settings\n", peer.version);
+        println!(
+            "peer: pyarrow {} Parquet, same rows in the same order, default settings\n",
+            peer.version
+        );
     }
     println!(
         "{:<18} {:<6} {:>11} {:>11} {:>7} {:<13} {:>9} {:>11} {:>11} {:>9} {:>9}",
-        "column", "type", "raw", "skyscan", "ratio", "encoding", "decode", "pq-snappy", "pq-zstd", "vs snappy", "vs zstd"
+        "column",
+        "type",
+        "raw",
+        "skyscan",
+        "ratio",
+        "encoding",
+        "decode",
+        "pq-snappy",
+        "pq-zstd",
+        "vs snappy",
+        "vs zstd"
     );
     let mut slowest: Option<&ColumnStats> = None;
     for column in &stats {
-        let (snappy, zstd) = peer.as_ref().map_or((0, 0), |p| (lookup(&p.snappy, &column.name), lookup(&p.zstd, &column.name)));
+        let (snappy, zstd) = peer.as_ref().map_or((0, 0), |p| {
+            (
+                lookup(&p.snappy, &column.name),
+                lookup(&p.zstd, &column.name),
+            )
+        });
         println!(
             "{:<18} {:<6} {:>11} {:>11} {:>7.3} {:<13} {:>4.1} GB/s {:>11} {:>11} {:>9} {:>9}",
             column.name,
@@ -158,11 +197,18 @@ fn run_in(args: &FormatArgs, table: &Table, chunker: &Chunker, dir: &Path, threa
 }
 
 fn lookup(sizes: &[(String, u64)], name: &str) -> u64 {
-    sizes.iter().find(|(n, _)| n == name).map_or(0, |(_, size)| *size)
+    sizes
+        .iter()
+        .find(|(n, _)| n == name)
+        .map_or(0, |(_, size)| *size)
 }
 
 fn ratio(ours: u64, theirs: u64) -> String {
-    if theirs == 0 { "-".to_string() } else { format!("{:.3}", ours as f64 / theirs as f64) }
+    if theirs == 0 {
+        "-".to_string()
+    } else {
+        format!("{:.3}", ours as f64 / theirs as f64)
+    }
 }
 
 /// Writes the table's own rows in file order as raw column files and runs the
@@ -206,17 +252,33 @@ fn parquet_peer(table: &Table, chunker: &Chunker, dir: &Path) -> Result<PeerSize
         .arg(&script)
         .arg(&raw_dir)
         .output()
-        .map_err(|e| format!("python3 {}: {e} (run scripts/setup-python.sh, or pass --no-peer)", script.display()))?;
+        .map_err(|e| {
+            format!(
+                "python3 {}: {e} (run scripts/setup-python.sh, or pass --no-peer)",
+                script.display()
+            )
+        })?;
     if !output.status.success() {
         return Err(format!(
             "the Parquet peer failed (run scripts/setup-python.sh, or pass --no-peer):\n{}",
             String::from_utf8_lossy(&output.stderr)
         ));
     }
-    let mut peer = PeerSizes { version: String::new(), snappy_file: 0, zstd_file: 0, snappy: Vec::new(), zstd: Vec::new() };
+    let mut peer = PeerSizes {
+        version: String::new(),
+        snappy_file: 0,
+        zstd_file: 0,
+        snappy: Vec::new(),
+        zstd: Vec::new(),
+    };
     for line in String::from_utf8_lossy(&output.stdout).lines() {
         let fields: Vec<&str> = line.split('\t').collect();
-        let number = |k: usize| fields.get(k).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+        let number = |k: usize| {
+            fields
+                .get(k)
+                .and_then(|f| f.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
         match fields.as_slice() {
             ["version", "pyarrow", version] => peer.version = version.to_string(),
             ["file", "snappy", ..] => peer.snappy_file = number(2),
@@ -234,7 +296,9 @@ fn parquet_peer(table: &Table, chunker: &Chunker, dir: &Path) -> Result<PeerSize
 
 /// Writes a column's values as little-endian bytes (utf8: data + `.offsets`); returns its type name.
 fn write_raw(column: &ColumnData, path: &Path) -> Result<&'static str, String> {
-    let mut out = std::io::BufWriter::new(std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?);
+    let mut out = std::io::BufWriter::new(
+        std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?,
+    );
     let io = |e: std::io::Error| format!("{}: {e}", path.display());
     let name = match column {
         ColumnData::Bool(c) => {
@@ -270,7 +334,11 @@ fn write_raw(column: &ColumnData, path: &Path) -> Result<&'static str, String> {
             out.write_all(&c.data).map_err(io)?;
             let offsets_path = path.with_extension("bin.offsets");
             std::fs::write(&offsets_path, bytemuck_bytes(&c.offsets)).map_err(|e| e.to_string())?;
-            if matches!(column, ColumnData::Utf8(_)) { "utf8" } else { "binary" }
+            if matches!(column, ColumnData::Utf8(_)) {
+                "utf8"
+            } else {
+                "binary"
+            }
         }
     };
     out.flush().map_err(io)?;

@@ -79,9 +79,13 @@ pub fn measure_columns(files: &[Vec<u8>], min_time: Duration) -> Result<Vec<Colu
     let parsed: Vec<ChunkFile<'_>> = files
         .iter()
         .enumerate()
-        .map(|(index, bytes)| ChunkFile::from_bytes(bytes).map_err(|e| format!("file {index}: {e}")))
+        .map(|(index, bytes)| {
+            ChunkFile::from_bytes(bytes).map_err(|e| format!("file {index}: {e}"))
+        })
         .collect::<Result<_, _>>()?;
-    let Some(first) = parsed.first() else { return Ok(Vec::new()) };
+    let Some(first) = parsed.first() else {
+        return Ok(Vec::new());
+    };
     let schema = first.footer().schema().clone();
     let mut stats: Vec<ColumnStats> = Vec::with_capacity(schema.columns.len());
     let mut decoder = BlockDecoder::new();
@@ -101,12 +105,17 @@ pub fn measure_columns(files: &[Vec<u8>], min_time: Duration) -> Result<Vec<Colu
                 return Err("files of different schemas in one measurement".to_string());
             }
             for row_group in 0..file.footer().row_groups().len() {
-                let block = file.footer().block(row_group, column_index).map_err(|e| e.to_string())?;
+                let block = file
+                    .footer()
+                    .block(row_group, column_index)
+                    .map_err(|e| e.to_string())?;
                 entry.encoded_bytes += block.meta.len as u64;
                 entry.blocks += 1;
                 entry.rows += block.meta.row_count as u64;
-                *entry.encodings.entry((block.meta.encoding.id(), block.meta.compression.id())).or_default() +=
-                    block.meta.len as u64;
+                *entry
+                    .encodings
+                    .entry((block.meta.encoding.id(), block.meta.compression.id()))
+                    .or_default() += block.meta.len as u64;
             }
         }
         let mut out = ColumnData::empty(column.column_type);
@@ -116,9 +125,16 @@ pub fn measure_columns(files: &[Vec<u8>], min_time: Duration) -> Result<Vec<Colu
             let mut raw = 0u64;
             for file in &parsed {
                 for row_group in 0..file.footer().row_groups().len() {
-                    let block = file.footer().block(row_group, column_index).map_err(|e| e.to_string())?;
-                    let bytes = file.block_bytes(row_group, column_index).map_err(|e| e.to_string())?;
-                    decoder.decode_into(&block, bytes, &mut out).map_err(|e| e.to_string())?;
+                    let block = file
+                        .footer()
+                        .block(row_group, column_index)
+                        .map_err(|e| e.to_string())?;
+                    let bytes = file
+                        .block_bytes(row_group, column_index)
+                        .map_err(|e| e.to_string())?;
+                    decoder
+                        .decode_into(&block, bytes, &mut out)
+                        .map_err(|e| e.to_string())?;
                     raw += column_raw_bytes(&out);
                 }
             }

@@ -39,12 +39,20 @@ pub struct ChunkRows {
 impl ChunkRows {
     /// Rows this chunk owns (overlap copies excluded).
     pub fn own_rows(&self) -> usize {
-        self.groups.iter().filter(|g| !g.overlap).map(|g| g.rows.len()).sum()
+        self.groups
+            .iter()
+            .filter(|g| !g.overlap)
+            .map(|g| g.rows.len())
+            .sum()
     }
 
     /// Overlap copies held by this chunk.
     pub fn overlap_rows(&self) -> usize {
-        self.groups.iter().filter(|g| g.overlap).map(|g| g.rows.len()).sum()
+        self.groups
+            .iter()
+            .filter(|g| g.overlap)
+            .map(|g| g.rows.len())
+            .sum()
     }
 }
 
@@ -57,21 +65,32 @@ pub fn assign_rows(
     with_overlap: bool,
 ) -> Result<BTreeMap<i32, ChunkRows>, String> {
     if ra_deg.len() != dec_deg.len() {
-        return Err(format!("ra has {} values, decl {}", ra_deg.len(), dec_deg.len()));
+        return Err(format!(
+            "ra has {} values, decl {}",
+            ra_deg.len(),
+            dec_deg.len()
+        ));
     }
     if ra_deg.len() > u32::MAX as usize {
-        return Err(format!("{} rows is more than one in-memory partitioning pass takes", ra_deg.len()));
+        return Err(format!(
+            "{} rows is more than one in-memory partitioning pass takes",
+            ra_deg.len()
+        ));
     }
     // (chunk, overlap, sub-chunk, decl bits, row): sorting it yields file order.
     let mut entries: Vec<(i32, bool, i32, i64, u32)> = Vec::with_capacity(ra_deg.len() * 11 / 10);
     let mut copies: Vec<Location> = Vec::new();
     for (row, (&ra, &dec)) in ra_deg.iter().zip(dec_deg).enumerate() {
-        let own = chunker.locate(ra, dec).map_err(|e| format!("row {row}: {e}"))?;
+        let own = chunker
+            .locate(ra, dec)
+            .map_err(|e| format!("row {row}: {e}"))?;
         let dec_key = order_key(dec);
         entries.push((own.chunk_id, false, own.sub_chunk_id, dec_key, row as u32));
         if with_overlap && chunker.overlap_deg() > 0.0 {
             copies.clear();
-            chunker.overlap_locations(ra, dec, &mut copies).map_err(|e| format!("row {row}: {e}"))?;
+            chunker
+                .overlap_locations(ra, dec, &mut copies)
+                .map_err(|e| format!("row {row}: {e}"))?;
             for copy in &copies {
                 entries.push((copy.chunk_id, true, copy.sub_chunk_id, dec_key, row as u32));
             }
@@ -82,8 +101,14 @@ pub fn assign_rows(
     for (chunk_id, overlap, sub_chunk_id, _, row) in entries {
         let chunk = chunks.entry(chunk_id).or_default();
         match chunk.groups.last_mut() {
-            Some(group) if group.sub_chunk_id == sub_chunk_id && group.overlap == overlap => group.rows.push(row),
-            _ => chunk.groups.push(RowGroupRows { sub_chunk_id, overlap, rows: vec![row] }),
+            Some(group) if group.sub_chunk_id == sub_chunk_id && group.overlap == overlap => {
+                group.rows.push(row)
+            }
+            _ => chunk.groups.push(RowGroupRows {
+                sub_chunk_id,
+                overlap,
+                rows: vec![row],
+            }),
         }
     }
     Ok(chunks)
@@ -118,12 +143,27 @@ pub fn write_chunk(
             .add_row_group(group.sub_chunk_id as u32, group.overlap, &columns)
             .map_err(|e| format!("chunk {chunk_id} sub-chunk {}: {e}", group.sub_chunk_id))?;
     }
-    writer.finish(out).map_err(|e| format!("chunk {chunk_id}: {e}"))
+    writer
+        .finish(out)
+        .map_err(|e| format!("chunk {chunk_id}: {e}"))
 }
 
 /// The file name of chunk `chunk_id` of a table inside the table's directory.
 pub fn chunk_file_name(chunk_id: i32) -> String {
     format!("chunk_{chunk_id}.skychunk")
+}
+
+/// How rows are placed on the sky: the partitioning and the position columns.
+#[derive(Debug, Clone, Copy)]
+pub struct Placement<'a> {
+    /// Stripes, sub-stripes and overlap radius.
+    pub chunker: &'a Chunker,
+    /// Name of the f64 right-ascension column, degrees.
+    pub ra_column: &'a str,
+    /// Name of the f64 declination column, degrees.
+    pub dec_column: &'a str,
+    /// Whether to write overlap copies (director tables).
+    pub with_overlap: bool,
 }
 
 /// What [`write_table_chunks`] wrote.
@@ -152,17 +192,14 @@ pub struct ChunkSetSummary {
 /// temporary name, synced and renamed, so a file either exists whole or not at all.
 pub fn write_table_chunks(
     table: &Table,
-    chunker: &Chunker,
-    ra_column: &str,
-    dec_column: &str,
-    with_overlap: bool,
+    by: &Placement<'_>,
     dir: &std::path::Path,
     options: &WriterOptions,
     threads: usize,
 ) -> Result<ChunkSetSummary, String> {
-    let ra = table.f64_column(ra_column)?;
-    let dec = table.f64_column(dec_column)?;
-    let chunks = assign_rows(chunker, ra, dec, with_overlap)?;
+    let ra = table.f64_column(by.ra_column)?;
+    let dec = table.f64_column(by.dec_column)?;
+    let chunks = assign_rows(by.chunker, ra, dec, by.with_overlap)?;
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let work: Vec<(&i32, &ChunkRows)> = chunks.iter().collect();
     let threads = threads.clamp(1, 64);
@@ -174,7 +211,9 @@ pub fn write_table_chunks(
                     let mut done = Vec::new();
                     loop {
                         let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(&(&chunk_id, rows)) = work.get(index) else { break };
+                        let Some(&(&chunk_id, rows)) = work.get(index) else {
+                            break;
+                        };
                         let path = dir.join(chunk_file_name(chunk_id));
                         let stats = write_file_atomically(&path, |out| {
                             write_chunk(table, chunk_id, rows, options, out)
@@ -187,7 +226,11 @@ pub fn write_table_chunks(
             .collect();
         handles
             .into_iter()
-            .map(|handle| handle.join().unwrap_or_else(|_| Err("a writer thread panicked".to_string())))
+            .map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|_| Err("a writer thread panicked".to_string()))
+            })
             .collect()
     });
     let mut summary = ChunkSetSummary::default();
@@ -219,7 +262,9 @@ pub fn write_file_atomically<T>(
     let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
     let result = write(&mut out).and_then(|value| {
         out.flush().map_err(|e| format!("{shown}: {e}"))?;
-        out.get_ref().sync_all().map_err(|e| format!("{shown}: {e}"))?;
+        out.get_ref()
+            .sync_all()
+            .map_err(|e| format!("{shown}: {e}"))?;
         Ok(value)
     });
     let value = match result {
@@ -232,7 +277,8 @@ pub fn write_file_atomically<T>(
     std::fs::rename(&tmp, path).map_err(|e| format!("{shown}: {e}"))?;
     if let Some(parent) = path.parent() {
         let dir = std::fs::File::open(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
-        dir.sync_all().map_err(|e| format!("{}: {e}", parent.display()))?;
+        dir.sync_all()
+            .map_err(|e| format!("{}: {e}", parent.display()))?;
     }
     Ok(value)
 }
@@ -262,7 +308,10 @@ mod tests {
         for (&chunk_id, chunk) in &chunks {
             let mut last: Option<(bool, i32)> = None;
             for group in &chunk.groups {
-                assert!(last < Some((group.overlap, group.sub_chunk_id)), "groups ordered, own first");
+                assert!(
+                    last < Some((group.overlap, group.sub_chunk_id)),
+                    "groups ordered, own first"
+                );
                 last = Some((group.overlap, group.sub_chunk_id));
                 for pair in group.rows.windows(2) {
                     assert!(dec[pair[0] as usize] <= dec[pair[1] as usize]);
@@ -270,9 +319,15 @@ mod tests {
                 for &row in &group.rows {
                     let location = chunker.locate(ra[row as usize], dec[row as usize]).unwrap();
                     if group.overlap {
-                        assert_ne!((location.chunk_id, location.sub_chunk_id), (chunk_id, group.sub_chunk_id));
+                        assert_ne!(
+                            (location.chunk_id, location.sub_chunk_id),
+                            (chunk_id, group.sub_chunk_id)
+                        );
                     } else {
-                        assert_eq!((location.chunk_id, location.sub_chunk_id), (chunk_id, group.sub_chunk_id));
+                        assert_eq!(
+                            (location.chunk_id, location.sub_chunk_id),
+                            (chunk_id, group.sub_chunk_id)
+                        );
                         seen[row as usize] += 1;
                     }
                 }

@@ -54,7 +54,9 @@ impl Table {
 
     /// The column called `name`, if any.
     pub fn column(&self, name: &str) -> Option<&ColumnData> {
-        self.schema.column_index(name).and_then(|index| self.columns.get(index))
+        self.schema
+            .column_index(name)
+            .and_then(|index| self.columns.get(index))
     }
 
     /// The f64 values of column `name`, or an error saying why not.
@@ -87,6 +89,10 @@ pub fn column_raw_bytes(column: &ColumnData) -> u64 {
         ColumnData::I64(_) | ColumnData::F64(_) => rows * 8,
         ColumnData::Utf8(c) | ColumnData::Binary(c) => 4 * (rows + 1) + c.data.len() as u64,
     };
-    let validity = if column.validity().is_some() { rows.div_ceil(8) } else { 0 };
+    let validity = if column.validity().is_some() {
+        rows.div_ceil(8)
+    } else {
+        0
+    };
     values + validity
 }

@@ -16,7 +16,11 @@ pub struct IndexOutOfRange {
 
 impl std::fmt::Display for IndexOutOfRange {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "row index {} out of range for a column of {} rows", self.index, self.len)
+        write!(
+            f,
+            "row index {} out of range for a column of {} rows",
+            self.index, self.len
+        )
     }
 }
 
@@ -45,7 +49,10 @@ pub fn take(column: &ColumnData, indices: &[u32]) -> Result<ColumnData, IndexOut
     })
 }
 
-fn take_primitive<T: Copy + Default>(column: &PrimitiveColumn<T>, indices: &[u32]) -> PrimitiveColumn<T> {
+fn take_primitive<T: Copy + Default>(
+    column: &PrimitiveColumn<T>,
+    indices: &[u32],
+) -> PrimitiveColumn<T> {
     PrimitiveColumn {
         values: gather(&column.values, indices),
         validity: column.validity.as_ref().map(|v| take_bitmap(v, indices)),
@@ -54,7 +61,10 @@ fn take_primitive<T: Copy + Default>(column: &PrimitiveColumn<T>, indices: &[u32
 
 /// `out[k] = values[indices[k]]`; the hot loop of `take`.
 pub fn gather<T: Copy>(values: &[T], indices: &[u32]) -> Vec<T> {
-    indices.iter().map(|&index| values[index as usize]).collect()
+    indices
+        .iter()
+        .map(|&index| values[index as usize])
+        .collect()
 }
 
 fn take_bitmap(bitmap: &Bitmap, indices: &[u32]) -> Bitmap {
@@ -68,7 +78,10 @@ fn take_bitmap(bitmap: &Bitmap, indices: &[u32]) -> Bitmap {
 }
 
 fn take_var(column: &VarColumn, indices: &[u32]) -> VarColumn {
-    let bytes: usize = indices.iter().map(|&index| column.value(index as usize).len()).sum();
+    let bytes: usize = indices
+        .iter()
+        .map(|&index| column.value(index as usize).len())
+        .sum();
     let mut out = VarColumn {
         offsets: Vec::with_capacity(indices.len() + 1),
         data: Vec::with_capacity(bytes),
@@ -90,21 +103,43 @@ mod tests {
     fn take_every_type_with_nulls() {
         let ints = ColumnData::I32(PrimitiveColumn::from_options(&[Some(1), None, Some(3)]));
         let taken = take(&ints, &[2, 0, 1, 2]).unwrap();
-        assert_eq!(taken, ColumnData::I32(PrimitiveColumn::from_options(&[Some(3), Some(1), None, Some(3)])));
+        assert_eq!(
+            taken,
+            ColumnData::I32(PrimitiveColumn::from_options(&[
+                Some(3),
+                Some(1),
+                None,
+                Some(3)
+            ]))
+        );
 
-        let strings = ColumnData::Utf8(VarColumn::from_options(&[Some("ab"), None, Some(""), Some("xyz")]));
+        let strings = ColumnData::Utf8(VarColumn::from_options(&[
+            Some("ab"),
+            None,
+            Some(""),
+            Some("xyz"),
+        ]));
         let taken = take(&strings, &[3, 1, 2]).unwrap();
-        assert_eq!(taken, ColumnData::Utf8(VarColumn::from_options(&[Some("xyz"), None, Some("")])));
+        assert_eq!(
+            taken,
+            ColumnData::Utf8(VarColumn::from_options(&[Some("xyz"), None, Some("")]))
+        );
 
         let bools = ColumnData::Bool(BoolColumn::from_options(&[Some(true), Some(false), None]));
         let taken = take(&bools, &[2, 0]).unwrap();
-        assert_eq!(taken, ColumnData::Bool(BoolColumn::from_options(&[None, Some(true)])));
+        assert_eq!(
+            taken,
+            ColumnData::Bool(BoolColumn::from_options(&[None, Some(true)]))
+        );
     }
 
     #[test]
     fn out_of_range_is_an_error() {
         let floats = ColumnData::F64(PrimitiveColumn::new(vec![1.0, 2.0]));
-        assert_eq!(take(&floats, &[0, 2]), Err(IndexOutOfRange { index: 2, len: 2 }));
+        assert_eq!(
+            take(&floats, &[0, 2]),
+            Err(IndexOutOfRange { index: 2, len: 2 })
+        );
         assert_eq!(take(&floats, &[]).unwrap().len(), 0);
     }
 }

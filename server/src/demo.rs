@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use skyscan_engine::chunk_stats::measure_columns;
-use skyscan_engine::partition::{assign_rows, chunk_file_name, write_table_chunks};
+use skyscan_engine::partition::{Placement, assign_rows, chunk_file_name, write_table_chunks};
 use skyscan_engine::synth::{ObjectSpec, generate_objects};
 use skyscan_engine::table::Table;
 use skyscan_format::{ChunkFile, ColumnData, WriterOptions};
@@ -44,7 +44,9 @@ const MAX_DEMO_ROWS: u64 = 200_000_000;
 
 pub fn run(args: &DemoArgs) -> Result<(), String> {
     if args.rows == 0 || args.rows > MAX_DEMO_ROWS {
-        return Err(format!("demo: --rows must be in 1..={MAX_DEMO_ROWS} (the demo works in memory)"));
+        return Err(format!(
+            "demo: --rows must be in 1..={MAX_DEMO_ROWS} (the demo works in memory)"
+        ));
     }
     if !(args.density.is_finite() && args.density >= 1.0) {
         return Err("demo: --density must be a number >= 1".to_string());
@@ -56,7 +58,10 @@ pub fn run(args: &DemoArgs) -> Result<(), String> {
     let table_dir = prepare_dir(&args.dir)?;
     let total = Instant::now();
 
-    println!("skyscan demo: {} synthetic LSST-like Objects, {threads} threads\n", args.rows);
+    println!(
+        "skyscan demo: {} synthetic LSST-like Objects, {threads} threads\n",
+        args.rows
+    );
 
     // 1. Generate.
     let spec = ObjectSpec::with_density(args.rows, args.density, args.seed);
@@ -79,13 +84,14 @@ pub fn run(args: &DemoArgs) -> Result<(), String> {
     // 2. Partition and write.
     let chunker = Chunker::new(85, 12, 0.01667).map_err(|e| e.to_string())?;
     let started = Instant::now();
-    let summary =
-        write_table_chunks(
+    let summary = write_table_chunks(
         &table,
-        &chunker,
-        "ra",
-        "decl",
-        true,
+        &Placement {
+            chunker: &chunker,
+            ra_column: "ra",
+            dec_column: "decl",
+            with_overlap: true,
+        },
         &table_dir,
         &WriterOptions::default(),
         threads,
@@ -124,7 +130,10 @@ pub fn run(args: &DemoArgs) -> Result<(), String> {
     // 4. Per-column compression and decode speed.
     let stats = measure_columns(&files, Duration::from_millis(60))?;
     println!("4. per column: size on disk and decode speed (one core, output bytes)\n");
-    println!("   {:<18} {:<6} {:>10} {:>10} {:>7}  {:<13} {:>9}", "column", "type", "raw", "encoded", "ratio", "encoding", "decode");
+    println!(
+        "   {:<18} {:<6} {:>10} {:>10} {:>7}  {:<13} {:>9}",
+        "column", "type", "raw", "encoded", "ratio", "encoding", "decode"
+    );
     let (mut raw, mut encoded, mut time) = (0u64, 0u64, 0f64);
     for column in &stats {
         raw += column.raw_bytes;
@@ -170,7 +179,10 @@ fn prepare_dir(dir: &Path) -> Result<PathBuf, String> {
     let marker = dir.join(DEMO_MARKER);
     if dir.exists() {
         if !marker.exists() {
-            let empty = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?.next().is_none();
+            let empty = std::fs::read_dir(dir)
+                .map_err(|e| format!("{}: {e}", dir.display()))?
+                .next()
+                .is_none();
             if !empty {
                 return Err(format!(
                     "demo: {} exists and was not made by `skyscan demo`; choose another --dir",
@@ -180,11 +192,13 @@ fn prepare_dir(dir: &Path) -> Result<PathBuf, String> {
         }
         let table_dir = dir.join("Object");
         if table_dir.exists() {
-            std::fs::remove_dir_all(&table_dir).map_err(|e| format!("{}: {e}", table_dir.display()))?;
+            std::fs::remove_dir_all(&table_dir)
+                .map_err(|e| format!("{}: {e}", table_dir.display()))?;
         }
     }
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    std::fs::write(&marker, "made by `skyscan demo`; safe to delete\n").map_err(|e| format!("{}: {e}", marker.display()))?;
+    std::fs::write(&marker, "made by `skyscan demo`; safe to delete\n")
+        .map_err(|e| format!("{}: {e}", marker.display()))?;
     Ok(dir.join("Object"))
 }
 
@@ -200,24 +214,47 @@ fn read_files(table_dir: &Path, chunk_ids: &[i32]) -> Result<Vec<Vec<u8>>, Strin
 
 /// Decodes every block of every file and compares it with the generated rows
 /// the partitioner put there. Returns the number of rows checked.
-fn verify(table: &Table, chunker: &Chunker, chunk_ids: &[i32], files: &[Vec<u8>]) -> Result<u64, String> {
-    let assignment = assign_rows(chunker, table.f64_column("ra")?, table.f64_column("decl")?, true)?;
+fn verify(
+    table: &Table,
+    chunker: &Chunker,
+    chunk_ids: &[i32],
+    files: &[Vec<u8>],
+) -> Result<u64, String> {
+    let assignment = assign_rows(
+        chunker,
+        table.f64_column("ra")?,
+        table.f64_column("decl")?,
+        true,
+    )?;
     let mut rows_checked = 0u64;
     for (&chunk_id, bytes) in chunk_ids.iter().zip(files) {
         let name = chunk_file_name(chunk_id);
         let file = ChunkFile::from_bytes(bytes).map_err(|e| format!("{name}: {e}"))?;
-        let expected = assignment.get(&chunk_id).ok_or_else(|| format!("{name}: chunk not expected"))?;
+        let expected = assignment
+            .get(&chunk_id)
+            .ok_or_else(|| format!("{name}: chunk not expected"))?;
         let groups = file.footer().row_groups();
         if groups.len() != expected.groups.len() {
-            return Err(format!("{name}: {} row groups, expected {}", groups.len(), expected.groups.len()));
+            return Err(format!(
+                "{name}: {} row groups, expected {}",
+                groups.len(),
+                expected.groups.len()
+            ));
         }
         for (index, (meta, want)) in groups.iter().zip(&expected.groups).enumerate() {
-            if meta.sub_chunk_id as i64 != want.sub_chunk_id as i64 || meta.overlap != want.overlap {
-                return Err(format!("{name}: row group {index} is not sub-chunk {}", want.sub_chunk_id));
+            if meta.sub_chunk_id as i64 != want.sub_chunk_id as i64 || meta.overlap != want.overlap
+            {
+                return Err(format!(
+                    "{name}: row group {index} is not sub-chunk {}",
+                    want.sub_chunk_id
+                ));
             }
             for (column_index, column) in table.columns.iter().enumerate() {
-                let got = file.read_block(index, column_index).map_err(|e| format!("{name}: {e}"))?;
-                let want_column: ColumnData = take(column, &want.rows).map_err(|e| e.to_string())?;
+                let got = file
+                    .read_block(index, column_index)
+                    .map_err(|e| format!("{name}: {e}"))?;
+                let want_column: ColumnData =
+                    take(column, &want.rows).map_err(|e| e.to_string())?;
                 if !got.logical_eq(&want_column) {
                     return Err(format!(
                         "{name}: row group {index} column {} differs from the generated rows",
@@ -246,7 +283,11 @@ fn cone_demo(
     let cone = Circle::new(center_ra, center_dec, radius).map_err(|e| e.to_string())?;
     let region = Region::Circle(cone.clone());
     let (ra, dec) = (table.f64_column("ra")?, table.f64_column("decl")?);
-    let brute = ra.iter().zip(dec).filter(|&(&r, &d)| cone.contains(r, d)).count();
+    let brute = ra
+        .iter()
+        .zip(dec)
+        .filter(|&(&r, &d)| cone.contains(r, d))
+        .count();
 
     let started = Instant::now();
     let cover = chunker.sub_chunks_intersecting(&region);
@@ -255,7 +296,9 @@ fn cone_demo(
         let file = ChunkFile::from_bytes(bytes).map_err(|e| e.to_string())?;
         let metas = file.footer().row_groups();
         groups_total += metas.iter().filter(|g| !g.overlap).count();
-        let Some((_, sub_chunks)) = cover.iter().find(|(c, _)| *c == chunk_id) else { continue };
+        let Some((_, sub_chunks)) = cover.iter().find(|(c, _)| *c == chunk_id) else {
+            continue;
+        };
         for (index, meta) in metas.iter().enumerate() {
             if meta.overlap || !sub_chunks.contains(&(meta.sub_chunk_id as i32)) {
                 continue;
@@ -267,12 +310,19 @@ fn cone_demo(
             ) else {
                 return Err("ra/decl are not f64".to_string());
             };
-            found += r.values.iter().zip(&d.values).filter(|&(&r, &d)| cone.contains(r, d)).count();
+            found += r
+                .values
+                .iter()
+                .zip(&d.values)
+                .filter(|&(&r, &d)| cone.contains(r, d))
+                .count();
         }
     }
     let elapsed = started.elapsed();
     if found != brute {
-        return Err(format!("cone search found {found} objects, brute force {brute}"));
+        return Err(format!(
+            "cone search found {found} objects, brute force {brute}"
+        ));
     }
     println!(
         "5. cone of {radius}° at ({center_ra:.3}, {center_dec:.3}): {} chunks / {} sub-chunks in its cover; \

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod admin;
 mod demo;
 
 /// skyscan: a storage engine and query server for astronomical sky catalogs.
@@ -33,13 +34,32 @@ enum Command {
         #[arg(long)]
         overlap: Option<f64>,
     },
+    /// Show a database's tables: kind, rows, overlap rows, chunks, bytes on
+    /// disk, compression (from the chunk footers) and spindles.
+    Info {
+        /// The database root directory.
+        db: PathBuf,
+    },
+    /// Check every chunk file (tail, footer, every block's checksum and
+    /// decoding, row counts against the catalog) and every director index;
+    /// exits non-zero naming the file and block of each problem.
+    Verify {
+        /// The database root directory.
+        db: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(args) => demo::run(&args),
-        Command::Locate { stripes, sub_stripes, overlap } => locate(stripes, sub_stripes, overlap),
+        Command::Locate {
+            stripes,
+            sub_stripes,
+            overlap,
+        } => locate(stripes, sub_stripes, overlap),
+        Command::Info { db } => admin::info(&db),
+        Command::Verify { db } => admin::verify(&db),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

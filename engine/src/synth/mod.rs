@@ -16,7 +16,8 @@ mod rng;
 pub use rng::Rng;
 
 use skyscan_format::{
-    Bitmap, BoolColumn, ColumnData, ColumnSchema, ColumnType, PrimitiveColumn, TableSchema, VarColumn,
+    Bitmap, BoolColumn, ColumnData, ColumnSchema, ColumnType, PrimitiveColumn, TableSchema,
+    VarColumn,
 };
 
 use crate::table::Table;
@@ -59,19 +60,31 @@ impl Footprint {
 
     /// The whole sky.
     pub fn whole_sky() -> Footprint {
-        Footprint { ra_min_deg: 0.0, ra_max_deg: 360.0, dec_min_deg: -90.0, dec_max_deg: 90.0 }
+        Footprint {
+            ra_min_deg: 0.0,
+            ra_max_deg: 360.0,
+            dec_min_deg: -90.0,
+            dec_max_deg: 90.0,
+        }
     }
 
     /// Area in square degrees.
     pub fn area_deg2(&self) -> f64 {
         let dz = self.dec_max_deg.to_radians().sin() - self.dec_min_deg.to_radians().sin();
-        (self.ra_max_deg - self.ra_min_deg).to_radians() * dz * (180.0 / std::f64::consts::PI).powi(2)
+        (self.ra_max_deg - self.ra_min_deg).to_radians()
+            * dz
+            * (180.0 / std::f64::consts::PI).powi(2)
     }
 
     /// A position drawn uniformly per unit solid angle.
     fn sample(&self, rng: &mut Rng) -> (f64, f64) {
-        let ra = rng.range(self.ra_min_deg, self.ra_max_deg).rem_euclid(360.0);
-        let z = rng.range(self.dec_min_deg.to_radians().sin(), self.dec_max_deg.to_radians().sin());
+        let ra = rng
+            .range(self.ra_min_deg, self.ra_max_deg)
+            .rem_euclid(360.0);
+        let z = rng.range(
+            self.dec_min_deg.to_radians().sin(),
+            self.dec_max_deg.to_radians().sin(),
+        );
         let dec = z.clamp(-1.0, 1.0).asin().to_degrees();
         (ra, dec)
     }
@@ -93,7 +106,11 @@ impl ObjectSpec {
     /// patch centred on (60°, −30°), inside the LSST footprint.
     pub fn with_density(rows: u64, per_deg2: f64, seed: u64) -> ObjectSpec {
         let area = rows as f64 / per_deg2.max(1.0);
-        ObjectSpec { rows, seed, footprint: Footprint::square(60.0, -30.0, area) }
+        ObjectSpec {
+            rows,
+            seed,
+            footprint: Footprint::square(60.0, -30.0, area),
+        }
     }
 }
 
@@ -186,7 +203,8 @@ impl Objects {
         self.parent_object_id.append(&mut other.parent_object_id);
         self.n_child.append(&mut other.n_child);
         self.extendedness.append(&mut other.extendedness);
-        self.extendedness_valid.append(&mut other.extendedness_valid);
+        self.extendedness_valid
+            .append(&mut other.extendedness_valid);
         for band in 0..6 {
             self.psf_flux[band].append(&mut other.psf_flux[band]);
             self.psf_flux_valid[band].append(&mut other.psf_flux_valid[band]);
@@ -257,7 +275,8 @@ fn generate_block(spec: &ObjectSpec, block: u64) -> Objects {
     for row in 0..rows {
         let global = first + row as u64;
         let (ra, dec) = spec.footprint.sample(&mut rng);
-        let cell = ((dec + 90.0).floor() as i64).clamp(0, 179) * 360 + (ra.floor() as i64).clamp(0, 359);
+        let cell =
+            ((dec + 90.0).floor() as i64).clamp(0, 179) * 360 + (ra.floor() as i64).clamp(0, 359);
         let object_id = (cell << 32) | global as i64;
         out.object_id.push(object_id);
         out.ra.push(ra);
@@ -276,7 +295,8 @@ fn generate_block(spec: &ObjectSpec, block: u64) -> Objects {
         let mut snr_r = 0.0;
         for band in 0..6 {
             let true_flux = 10f64.powf((31.4 - mags[band]) / 2.5);
-            let sigma = (SKY_SIGMA_NJY[band].powi(2) + 0.5 * true_flux).sqrt() * (1.0 + 0.1 * rng.normal().abs());
+            let sigma = (SKY_SIGMA_NJY[band].powi(2) + 0.5 * true_flux).sqrt()
+                * (1.0 + 0.1 * rng.normal().abs());
             let measured = true_flux + sigma * rng.normal();
             let valid = !(band == 0 && rng.chance(0.05));
             out.psf_flux[band].push(if valid { measured as f32 } else { 0.0 });
@@ -287,23 +307,45 @@ fn generate_block(spec: &ObjectSpec, block: u64) -> Objects {
             }
         }
         let pos_err_deg = (0.7 / snr_r).min(1.0) / 3600.0;
-        out.ra_err.push((pos_err_deg * (1.0 + 0.05 * rng.normal())).abs() as f32);
-        out.decl_err.push((pos_err_deg * (1.0 + 0.05 * rng.normal())).abs() as f32);
+        out.ra_err
+            .push((pos_err_deg * (1.0 + 0.05 * rng.normal())).abs() as f32);
+        out.decl_err
+            .push((pos_err_deg * (1.0 + 0.05 * rng.normal())).abs() as f32);
 
         let extended = rng.chance(if mag_r > 22.0 { 0.8 } else { 0.3 });
         let ext_valid = !rng.chance(0.02);
-        out.extendedness.push(if ext_valid && extended { 1.0 } else { 0.0 });
+        out.extendedness
+            .push(if ext_valid && extended { 1.0 } else { 0.0 });
         out.extendedness_valid.push(ext_valid);
-        let size = if extended { 0.3 + 0.6 * rng.uniform() } else { 0.25 };
-        let ellip = if extended { 0.3 * rng.uniform() } else { 0.02 * rng.uniform() };
+        let size = if extended {
+            0.3 + 0.6 * rng.uniform()
+        } else {
+            0.25
+        };
+        let ellip = if extended {
+            0.3 * rng.uniform()
+        } else {
+            0.02 * rng.uniform()
+        };
         let angle = rng.range(0.0, std::f64::consts::PI);
-        out.shape_xx.push((size * size * (1.0 + ellip * (2.0 * angle).cos())) as f32);
-        out.shape_yy.push((size * size * (1.0 - ellip * (2.0 * angle).cos())) as f32);
-        out.shape_xy.push((size * size * ellip * (2.0 * angle).sin()) as f32);
+        out.shape_xx
+            .push((size * size * (1.0 + ellip * (2.0 * angle).cos())) as f32);
+        out.shape_yy
+            .push((size * size * (1.0 - ellip * (2.0 * angle).cos())) as f32);
+        out.shape_xy
+            .push((size * size * ellip * (2.0 * angle).sin()) as f32);
 
         let is_child = rng.chance(0.12);
-        out.parent_object_id.push(if is_child { (cell << 32) | (global.saturating_sub(1 + rng.below(8))) as i64 } else { 0 });
-        out.n_child.push(if !is_child && rng.chance(0.08) { 2 + rng.below(6) as i16 } else { 0 });
+        out.parent_object_id.push(if is_child {
+            (cell << 32) | (global.saturating_sub(1 + rng.below(8))) as i64
+        } else {
+            0
+        });
+        out.n_child.push(if !is_child && rng.chance(0.08) {
+            2 + rng.below(6) as i16
+        } else {
+            0
+        });
         let mut flags = 0i64;
         for bit in 0..12 {
             if rng.chance(0.004 * (bit as f64 + 1.0)) {
@@ -311,7 +353,8 @@ fn generate_block(spec: &ObjectSpec, block: u64) -> Objects {
             }
         }
         out.flags.push(flags);
-        out.n_visits.push((180.0 + 25.0 * rng.normal()).clamp(0.0, 1000.0) as i32);
+        out.n_visits
+            .push((180.0 + 25.0 * rng.normal()).clamp(0.0, 1000.0) as i32);
         out.ref_band.push(match rng.below(100) {
             0..=54 => "i",
             55..=84 => "r",
@@ -323,50 +366,6 @@ fn generate_block(spec: &ObjectSpec, block: u64) -> Objects {
         out.is_primary.push(!rng.chance(0.1));
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn spec(rows: u64) -> ObjectSpec {
-        ObjectSpec::with_density(rows, 20_000.0, 42)
-    }
-
-    #[test]
-    fn deterministic_and_thread_independent() {
-        let one = generate_objects(&spec(150_000), 1);
-        let two = generate_objects(&spec(150_000), 2);
-        assert_eq!(one.len(), 150_000);
-        assert_eq!(one.object_id, two.object_id);
-        assert_eq!(one.ra, two.ra);
-        assert_eq!(one.psf_flux[3], two.psf_flux[3]);
-    }
-
-    #[test]
-    fn values_are_plausible() {
-        let s = spec(100_000);
-        let objects = generate_objects(&s, 2);
-        let fp = s.footprint;
-        assert!((fp.area_deg2() - 5.0).abs() < 0.01, "area {}", fp.area_deg2());
-        for (&ra, &dec) in objects.ra.iter().zip(&objects.decl) {
-            assert!((0.0..360.0).contains(&ra));
-            assert!(dec >= fp.dec_min_deg && dec <= fp.dec_max_deg);
-        }
-        let mut ids = objects.object_id.clone();
-        ids.sort_unstable();
-        ids.dedup();
-        assert_eq!(ids.len(), objects.len(), "object ids are unique");
-        let negative = objects.psf_flux[2].iter().filter(|f| **f < 0.0).count();
-        assert!(negative > 0 && negative < objects.len() / 5, "some faint objects measure negative: {negative}");
-        let u_nulls = objects.psf_flux_valid[0].iter().filter(|v| !**v).count();
-        assert!(u_nulls > 3_000 && u_nulls < 7_000, "about 5% u-band NULLs: {u_nulls}");
-    }
-
-    #[test]
-    fn whole_sky_area() {
-        assert!((Footprint::whole_sky().area_deg2() - 41_252.96).abs() < 0.1);
-    }
 }
 
 /// The schema of the synthetic Object table (Rubin DP0-style names, Qserv's `ra`/`decl`).
@@ -402,7 +401,10 @@ impl Objects {
     /// The columns as a [`Table`] with [`object_schema`].
     pub fn into_table(self) -> Result<Table, String> {
         fn plain<T>(values: Vec<T>) -> PrimitiveColumn<T> {
-            PrimitiveColumn { values, validity: None }
+            PrimitiveColumn {
+                values,
+                validity: None,
+            }
         }
         fn nullable<T>(values: Vec<T>, valid: &[bool]) -> PrimitiveColumn<T> {
             let validity = valid.iter().any(|v| !v).then(|| Bitmap::from_bools(valid));
@@ -454,7 +456,10 @@ impl Objects {
             ColumnData::I64(plain(flags)),
             ColumnData::I32(plain(n_visits)),
             ColumnData::Utf8(bands),
-            ColumnData::Bool(BoolColumn { values: Bitmap::from_bools(&is_primary), validity: None }),
+            ColumnData::Bool(BoolColumn {
+                values: Bitmap::from_bools(&is_primary),
+                validity: None,
+            }),
         ]);
         Table::new(object_schema(), columns)
     }
@@ -476,7 +481,12 @@ pub struct SourceSpec {
 impl SourceSpec {
     /// `mean_per_object` detections per object over ten years starting 2025-01-01.
     pub fn new(mean_per_object: f64, seed: u64) -> SourceSpec {
-        SourceSpec { mean_per_object, seed, first_mjd: 60_676.0, days: 3_652.5 }
+        SourceSpec {
+            mean_per_object,
+            seed,
+            first_mjd: 60_676.0,
+            days: 3_652.5,
+        }
     }
 }
 
@@ -507,7 +517,11 @@ const MAX_SOURCES_PER_OBJECT: u64 = 1_000;
 /// about `spec.mean_per_object` sources on random visits, scattered around its position
 /// by its position error, with fluxes drawn around its measured flux in the visit's band.
 /// Deterministic for a given spec and object table, independent of `threads`.
-pub fn generate_sources(objects: &Table, spec: &SourceSpec, threads: usize) -> Result<Table, String> {
+pub fn generate_sources(
+    objects: &Table,
+    spec: &SourceSpec,
+    threads: usize,
+) -> Result<Table, String> {
     let ids = match objects.column("objectId") {
         Some(ColumnData::I64(c)) => &c.values,
         _ => return Err("generate_sources: the object table has no i64 objectId".to_string()),
@@ -521,8 +535,13 @@ pub fn generate_sources(objects: &Table, spec: &SourceSpec, threads: usize) -> R
             _ => return Err(format!("generate_sources: no f32 column {band}_psfFlux")),
         }
     }
-    if !(spec.mean_per_object.is_finite() && (0.0..=MAX_SOURCES_PER_OBJECT as f64 / 2.0).contains(&spec.mean_per_object)) {
-        return Err(format!("generate_sources: mean_per_object must be in [0, {}]", MAX_SOURCES_PER_OBJECT / 2));
+    if !(spec.mean_per_object.is_finite()
+        && (0.0..=MAX_SOURCES_PER_OBJECT as f64 / 2.0).contains(&spec.mean_per_object))
+    {
+        return Err(format!(
+            "generate_sources: mean_per_object must be in [0, {}]",
+            MAX_SOURCES_PER_OBJECT / 2
+        ));
     }
     let rows = ids.len() as u64;
     let blocks = rows.div_ceil(ROWS_PER_BLOCK);
@@ -539,7 +558,10 @@ pub fn generate_sources(objects: &Table, spec: &SourceSpec, threads: usize) -> R
                         let first = (block * ROWS_PER_BLOCK) as usize;
                         let last = ((block + 1) * ROWS_PER_BLOCK).min(rows) as usize;
                         let mut rng = Rng::new(spec.seed ^ 0x5EED_50C5, block);
-                        mine.push((block, source_block(spec, &mut rng, first..last, ids, ra, decl, fluxes)));
+                        mine.push((
+                            block,
+                            source_block(spec, &mut rng, first..last, ids, ra, decl, fluxes),
+                        ));
                         block += threads as u64;
                     }
                     mine
@@ -554,7 +576,11 @@ pub fn generate_sources(objects: &Table, spec: &SourceSpec, threads: usize) -> R
         }
     });
     parts.sort_by_key(|(block, _)| *block);
-    let mut columns: Vec<ColumnData> = source_schema().columns.iter().map(|c| ColumnData::empty(c.column_type)).collect();
+    let mut columns: Vec<ColumnData> = source_schema()
+        .columns
+        .iter()
+        .map(|c| ColumnData::empty(c.column_type))
+        .collect();
     for (_, part) in parts {
         for (all, piece) in columns.iter_mut().zip(part) {
             append_column(all, piece)?;
@@ -579,13 +605,16 @@ fn source_block(
     let mut band_names = VarColumn::default();
     let mut mjd = Vec::new();
     let (mut src_ra, mut src_decl) = (Vec::new(), Vec::new());
-    let (mut flux, mut flux_valid, mut flux_err, mut flags) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut flux, mut flux_valid, mut flux_err, mut flags) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for object in objects {
         // Binomial(2·mean, 1/2) spread: Poisson-like without a loop over exp draws.
         let trials = (2.0 * spec.mean_per_object).round() as u64;
         let count = (0..trials).filter(|_| rng.chance(0.5)).count() as u64;
         let count = count.min(MAX_SOURCES_PER_OBJECT);
-        let mut times: Vec<f64> = (0..count).map(|_| spec.first_mjd + rng.uniform() * spec.days).collect();
+        let mut times: Vec<f64> = (0..count)
+            .map(|_| spec.first_mjd + rng.uniform() * spec.days)
+            .collect();
         times.sort_by(f64::total_cmp);
         for (k, &t) in times.iter().enumerate() {
             let band = rng.below(6) as usize;
@@ -602,24 +631,62 @@ fn source_block(
             let base = fluxes[band][object] as f64;
             let sigma = SKY_SIGMA_NJY[band] * 3.0 * (1.0 + 0.2 * rng.normal().abs());
             let valid = !rng.chance(0.01);
-            flux.push(if valid { (base + sigma * rng.normal()) as f32 } else { 0.0 });
+            flux.push(if valid {
+                (base + sigma * rng.normal()) as f32
+            } else {
+                0.0
+            });
             flux_valid.push(valid);
             flux_err.push(sigma as f32);
-            flags.push(if rng.chance(0.05) { 1i64 << rng.below(20) } else { 0 });
+            flags.push(if rng.chance(0.05) {
+                1i64 << rng.below(20)
+            } else {
+                0
+            });
         }
     }
-    let validity = flux_valid.iter().any(|v| !v).then(|| Bitmap::from_bools(&flux_valid));
+    let validity = flux_valid
+        .iter()
+        .any(|v| !v)
+        .then(|| Bitmap::from_bools(&flux_valid));
     [
-        ColumnData::I64(PrimitiveColumn { values: source_id, validity: None }),
-        ColumnData::I64(PrimitiveColumn { values: object_id, validity: None }),
-        ColumnData::I64(PrimitiveColumn { values: ccd_visit, validity: None }),
+        ColumnData::I64(PrimitiveColumn {
+            values: source_id,
+            validity: None,
+        }),
+        ColumnData::I64(PrimitiveColumn {
+            values: object_id,
+            validity: None,
+        }),
+        ColumnData::I64(PrimitiveColumn {
+            values: ccd_visit,
+            validity: None,
+        }),
         ColumnData::Utf8(band_names),
-        ColumnData::F64(PrimitiveColumn { values: mjd, validity: None }),
-        ColumnData::F64(PrimitiveColumn { values: src_ra, validity: None }),
-        ColumnData::F64(PrimitiveColumn { values: src_decl, validity: None }),
-        ColumnData::F32(PrimitiveColumn { values: flux, validity }),
-        ColumnData::F32(PrimitiveColumn { values: flux_err, validity: None }),
-        ColumnData::I64(PrimitiveColumn { values: flags, validity: None }),
+        ColumnData::F64(PrimitiveColumn {
+            values: mjd,
+            validity: None,
+        }),
+        ColumnData::F64(PrimitiveColumn {
+            values: src_ra,
+            validity: None,
+        }),
+        ColumnData::F64(PrimitiveColumn {
+            values: src_decl,
+            validity: None,
+        }),
+        ColumnData::F32(PrimitiveColumn {
+            values: flux,
+            validity,
+        }),
+        ColumnData::F32(PrimitiveColumn {
+            values: flux_err,
+            validity: None,
+        }),
+        ColumnData::I64(PrimitiveColumn {
+            values: flags,
+            validity: None,
+        }),
     ]
 }
 
@@ -650,7 +717,11 @@ fn append_column(all: &mut ColumnData, piece: ColumnData) -> Result<(), String> 
             }
         }
         (a, b) => {
-            return Err(format!("append_column: {:?} onto {:?}", b.column_type(), a.column_type()));
+            return Err(format!(
+                "append_column: {:?} onto {:?}",
+                b.column_type(),
+                a.column_type()
+            ));
         }
     }
     Ok(())
@@ -662,27 +733,102 @@ mod source_tests {
 
     #[test]
     fn sources_follow_their_objects() {
-        let objects = generate_objects(&ObjectSpec::with_density(20_000, 200_000.0, 3), 2).into_table().unwrap();
+        let objects = generate_objects(&ObjectSpec::with_density(20_000, 200_000.0, 3), 2)
+            .into_table()
+            .unwrap();
         let sources = generate_sources(&objects, &SourceSpec::new(20.0, 9), 2).unwrap();
         let again = generate_sources(&objects, &SourceSpec::new(20.0, 9), 1).unwrap();
         assert_eq!(sources, again, "independent of threads");
         let per_object = sources.rows() as f64 / objects.rows() as f64;
-        assert!((per_object - 20.0).abs() < 0.5, "{per_object} sources per object");
-        let Some(ColumnData::I64(src_obj)) = sources.column("objectId") else { panic!() };
-        let Some(ColumnData::I64(obj_ids)) = objects.column("objectId") else { panic!() };
-        let positions: std::collections::HashMap<i64, usize> =
-            obj_ids.values.iter().enumerate().map(|(k, id)| (*id, k)).collect();
-        let (ra, decl) = (sources.f64_column("ra").unwrap(), sources.f64_column("decl").unwrap());
-        let (ora, odecl) = (objects.f64_column("ra").unwrap(), objects.f64_column("decl").unwrap());
+        assert!(
+            (per_object - 20.0).abs() < 0.5,
+            "{per_object} sources per object"
+        );
+        let Some(ColumnData::I64(src_obj)) = sources.column("objectId") else {
+            panic!()
+        };
+        let Some(ColumnData::I64(obj_ids)) = objects.column("objectId") else {
+            panic!()
+        };
+        let positions: std::collections::HashMap<i64, usize> = obj_ids
+            .values
+            .iter()
+            .enumerate()
+            .map(|(k, id)| (*id, k))
+            .collect();
+        let (ra, decl) = (
+            sources.f64_column("ra").unwrap(),
+            sources.f64_column("decl").unwrap(),
+        );
+        let (ora, odecl) = (
+            objects.f64_column("ra").unwrap(),
+            objects.f64_column("decl").unwrap(),
+        );
         for (k, id) in src_obj.values.iter().enumerate() {
             let object = positions[id];
             let sep = skyscan_sky::ang_sep_deg(ra[k], decl[k], ora[object], odecl[object]).unwrap();
             assert!(sep < 1.0 / 3600.0, "source {k} is {sep}° from its object");
         }
-        let Some(ColumnData::I64(source_ids)) = sources.column("sourceId") else { panic!() };
+        let Some(ColumnData::I64(source_ids)) = sources.column("sourceId") else {
+            panic!()
+        };
         let mut unique = source_ids.values.clone();
         unique.sort_unstable();
         unique.dedup();
         assert_eq!(unique.len(), sources.rows());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(rows: u64) -> ObjectSpec {
+        ObjectSpec::with_density(rows, 20_000.0, 42)
+    }
+
+    #[test]
+    fn deterministic_and_thread_independent() {
+        let one = generate_objects(&spec(150_000), 1);
+        let two = generate_objects(&spec(150_000), 2);
+        assert_eq!(one.len(), 150_000);
+        assert_eq!(one.object_id, two.object_id);
+        assert_eq!(one.ra, two.ra);
+        assert_eq!(one.psf_flux[3], two.psf_flux[3]);
+    }
+
+    #[test]
+    fn values_are_plausible() {
+        let s = spec(100_000);
+        let objects = generate_objects(&s, 2);
+        let fp = s.footprint;
+        assert!(
+            (fp.area_deg2() - 5.0).abs() < 0.01,
+            "area {}",
+            fp.area_deg2()
+        );
+        for (&ra, &dec) in objects.ra.iter().zip(&objects.decl) {
+            assert!((0.0..360.0).contains(&ra));
+            assert!(dec >= fp.dec_min_deg && dec <= fp.dec_max_deg);
+        }
+        let mut ids = objects.object_id.clone();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), objects.len(), "object ids are unique");
+        let negative = objects.psf_flux[2].iter().filter(|f| **f < 0.0).count();
+        assert!(
+            negative > 0 && negative < objects.len() / 5,
+            "some faint objects measure negative: {negative}"
+        );
+        let u_nulls = objects.psf_flux_valid[0].iter().filter(|v| !**v).count();
+        assert!(
+            u_nulls > 3_000 && u_nulls < 7_000,
+            "about 5% u-band NULLs: {u_nulls}"
+        );
+    }
+
+    #[test]
+    fn whole_sky_area() {
+        assert!((Footprint::whole_sky().area_deg2() - 41_252.96).abs() < 0.1);
     }
 }
