@@ -11,11 +11,14 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use clap::Args;
+use skyscan_engine::catalog::{
+    Database, LoadOptions, Partitioning, TableDef, load_table_in_memory,
+};
 use skyscan_engine::chunk_stats::{ColumnStats, measure_columns};
-use skyscan_engine::partition::{Placement, assign_rows, chunk_file_name, write_table_chunks};
+use skyscan_engine::partition::assign_rows;
 use skyscan_engine::synth::{ObjectSpec, generate_objects};
 use skyscan_engine::table::Table;
-use skyscan_format::{ColumnData, WriterOptions};
+use skyscan_format::{ChunkFile, ColumnData};
 use skyscan_kernel::take::take;
 use skyscan_sky::Chunker;
 
@@ -68,28 +71,39 @@ fn run_in(
     dir: &Path,
     threads: usize,
 ) -> Result<(), String> {
-    let started = Instant::now();
-    let summary = write_table_chunks(
-        table,
-        &Placement {
-            chunker,
-            ra_column: "ra",
-            dec_column: "decl",
-            with_overlap: false,
-        },
-        &dir.join("chunks"),
-        &WriterOptions::default(),
+    // Own rows only: a director table with overlap radius 0 gets no overlap copies.
+    let db = Database::create(&dir.join("db"), &[]).map_err(|e| e.to_string())?;
+    let partitioning = Partitioning {
+        overlap_deg: 0.0,
+        ..Partitioning::qserv_default()
+    };
+    let def = TableDef::director(&table.schema, "objectId", "ra", "decl", partitioning, 15);
+    let options = LoadOptions {
         threads,
-    )?;
+        director_index: false,
+        ..LoadOptions::default()
+    };
+    let started = Instant::now();
+    let loaded =
+        load_table_in_memory(&db, "bench", def, table, &options).map_err(|e| e.to_string())?;
     let write_time = started.elapsed();
-    let files: Vec<Vec<u8>> = summary
-        .chunk_ids
+    let entry = db
+        .catalog()
+        .table("bench", "Object")
+        .cloned()
+        .ok_or("the loaded table is missing")?;
+    let mut files = Vec::with_capacity(entry.chunks.len());
+    for chunk in &entry.chunks {
+        let path = db
+            .chunk_file("bench", "Object", chunk.chunk_id)
+            .map_err(|e| e.to_string())?;
+        files.push(std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?);
+    }
+    let row_groups: usize = files
         .iter()
-        .map(|&id| {
-            let path = dir.join("chunks").join(chunk_file_name(id));
-            std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))
-        })
-        .collect::<Result<_, _>>()?;
+        .map(|f| ChunkFile::from_bytes(f).map(|c| c.footer().row_groups().len()))
+        .sum::<Result<usize, _>>()
+        .map_err(|e| e.to_string())?;
     let stats = measure_columns(&files, Duration::from_millis(args.min_decode_ms))?;
 
     let peer = if args.no_peer {
@@ -99,13 +113,15 @@ fn run_in(
     };
 
     println!(
-        "format benchmark: {} Objects x {} columns, {} chunk files, {} row groups ({:.0} rows each), written in {:.2} s",
+        "format benchmark: {} Objects x {} columns, {} chunk files, {} row groups ({:.0} rows each), \
+         loaded in {:.2} s ({:.2} M rows/s, {threads} threads)",
         table.rows(),
         table.schema.columns.len(),
-        summary.chunk_ids.len(),
-        summary.row_groups,
-        table.rows() as f64 / summary.row_groups.max(1) as f64,
-        write_time.as_secs_f64()
+        files.len(),
+        row_groups,
+        table.rows() as f64 / row_groups.max(1) as f64,
+        write_time.as_secs_f64(),
+        loaded.rows as f64 / write_time.as_secs_f64() / 1e6
     );
     if let Some(peer) = &peer {
         println!(
@@ -167,13 +183,13 @@ fn run_in(
         raw as f64 / time.max(1e-9) / 1e9
     );
     println!();
+    let file_bytes: u64 = files.iter().map(|f| f.len() as u64).sum();
     println!(
-        "files: skyscan {} bytes in {} files (blocks {}, footers {}, padding {})",
-        summary.file_bytes,
-        summary.chunk_ids.len(),
-        summary.block_bytes,
-        summary.footer_bytes,
-        summary.padding_bytes
+        "files: skyscan {} bytes in {} files (blocks {}, footers, alignment padding and headers {})",
+        file_bytes,
+        files.len(),
+        encoded,
+        file_bytes - encoded
     );
     if let Some(slow) = slowest {
         println!(
@@ -185,8 +201,8 @@ fn run_in(
     if let Some(peer) = &peer {
         println!(
             "total file size: skyscan / Parquet snappy = {:.3} (goal <= 1), skyscan / Parquet zstd = {:.3} (goal <= 1.10)",
-            summary.file_bytes as f64 / peer.snappy_file as f64,
-            summary.file_bytes as f64 / peer.zstd_file as f64
+            file_bytes as f64 / peer.snappy_file as f64,
+            file_bytes as f64 / peer.zstd_file as f64
         );
         println!(
             "   Parquet snappy {} bytes, Parquet zstd {} bytes (one file each)",

@@ -57,14 +57,15 @@ impl ColumnStats {
 /// A short label such as `delta` or `shuffle+lz4` for an encoding id pair.
 pub fn encoding_label(encoding: u8, compression: u8) -> String {
     let name = match Encoding::from_id(encoding) {
-        Some(Encoding::Plain) => "plain",
-        Some(Encoding::ForBitpack) => "for",
-        Some(Encoding::DeltaBitpack) => "delta",
-        Some(Encoding::Dictionary) => "dict",
-        Some(Encoding::ByteShuffle) => "shuffle",
-        Some(Encoding::Alp) => "alp",
-        Some(Encoding::FloatFor) => "float-for",
-        _ => "?",
+        Some(Encoding::Plain) => "plain".to_string(),
+        Some(Encoding::ForBitpack) => "for".to_string(),
+        Some(Encoding::DeltaBitpack) => "delta".to_string(),
+        Some(Encoding::Dictionary) => "dict".to_string(),
+        Some(Encoding::ByteShuffle) => "shuffle".to_string(),
+        Some(Encoding::Alp) => "alp".to_string(),
+        Some(Encoding::FloatFor) => "float-for".to_string(),
+        Some(other) => format!("{other:?}").to_lowercase(),
+        None => format!("id {encoding}"),
     };
     match Compression::from_id(compression) {
         Some(Compression::Lz4) => format!("{name}+lz4"),

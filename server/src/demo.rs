@@ -8,11 +8,15 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use clap::Args;
+use skyscan_engine::catalog::inspect::verify_database;
+use skyscan_engine::catalog::{
+    Database, LoadOptions, Partitioning, TableDef, TableKind, load_table_in_memory,
+};
 use skyscan_engine::chunk_stats::measure_columns;
-use skyscan_engine::partition::{Placement, assign_rows, chunk_file_name, write_table_chunks};
-use skyscan_engine::synth::{ObjectSpec, generate_objects};
+use skyscan_engine::partition::assign_rows;
+use skyscan_engine::synth::{ObjectSpec, SourceSpec, generate_objects, generate_sources};
 use skyscan_engine::table::Table;
-use skyscan_format::{ChunkFile, ColumnData, WriterOptions};
+use skyscan_format::{ChunkFile, ColumnData};
 use skyscan_kernel::take::take;
 use skyscan_sky::{Chunker, Circle, Region};
 
@@ -31,13 +35,19 @@ pub struct DemoArgs {
     /// Seed of the synthetic catalog.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Mean number of Sources (detections) per Object.
+    #[arg(long, default_value_t = 5.0)]
+    sources_per_object: f64,
     /// Worker threads (default: the machine's cores).
     #[arg(long)]
     threads: Option<usize>,
 }
 
-/// Marks a directory as made by `demo`, so a later run may replace it.
+/// Marks a database made by `demo`, so a later run may replace it (and no other directory).
 const DEMO_MARKER: &str = "SKYSCAN_DEMO";
+
+/// The database (namespace) the demo's tables live in.
+const DEMO_DATABASE: &str = "demo";
 
 /// Rows above which the demo refuses to run in memory.
 const MAX_DEMO_ROWS: u64 = 200_000_000;
@@ -51,11 +61,14 @@ pub fn run(args: &DemoArgs) -> Result<(), String> {
     if !(args.density.is_finite() && args.density >= 1.0) {
         return Err("demo: --density must be a number >= 1".to_string());
     }
+    if !(args.sources_per_object.is_finite() && (0.0..=100.0).contains(&args.sources_per_object)) {
+        return Err("demo: --sources-per-object must be in [0, 100]".to_string());
+    }
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
         .clamp(1, 64);
-    let table_dir = prepare_dir(&args.dir)?;
+    prepare_dir(&args.dir)?;
     let total = Instant::now();
 
     println!(
@@ -66,62 +79,115 @@ pub fn run(args: &DemoArgs) -> Result<(), String> {
     // 1. Generate.
     let spec = ObjectSpec::with_density(args.rows, args.density, args.seed);
     let started = Instant::now();
-    let table = generate_objects(&spec, threads).into_table()?;
+    let objects = generate_objects(&spec, threads).into_table()?;
+    let sources = generate_sources(
+        &objects,
+        &SourceSpec::new(args.sources_per_object, args.seed),
+        threads,
+    )?;
     let fp = spec.footprint;
     println!(
-        "1. generated {} rows x {} columns ({}) over {:.1} deg² (ra {:.2}..{:.2}, decl {:.2}..{:.2}) in {}",
-        table.rows(),
-        table.schema.columns.len(),
-        mib(table.raw_bytes()),
+        "1. generated {} Objects x {} columns ({}) over {:.1} deg² (ra {:.2}..{:.2}, decl {:.2}..{:.2}) \
+         and {} Sources x {} columns ({}) in {}",
+        objects.rows(),
+        objects.schema.columns.len(),
+        mib(objects.raw_bytes()),
         fp.area_deg2(),
         fp.ra_min_deg,
         fp.ra_max_deg,
         fp.dec_min_deg,
         fp.dec_max_deg,
+        sources.rows(),
+        sources.schema.columns.len(),
+        mib(sources.raw_bytes()),
         secs(started.elapsed())
     );
 
-    // 2. Partition and write.
-    let chunker = Chunker::new(85, 12, 0.01667).map_err(|e| e.to_string())?;
-    let started = Instant::now();
-    let summary = write_table_chunks(
-        &table,
-        &Placement {
-            chunker: &chunker,
-            ra_column: "ra",
-            dec_column: "decl",
-            with_overlap: true,
-        },
-        &table_dir,
-        &WriterOptions::default(),
+    // 2. Load both tables into a database: Object as the director (overlap copies and the
+    //    director index), Source as its child (placed by objectId through the index).
+    let db = Database::create(&args.dir, &[]).map_err(|e| e.to_string())?;
+    let marker = args.dir.join(DEMO_MARKER);
+    std::fs::write(
+        &marker,
+        "made by `skyscan demo`; a later demo run replaces this database\n",
+    )
+    .map_err(|e| format!("{}: {e}", marker.display()))?;
+    let options = LoadOptions {
         threads,
-    )?;
+        ..LoadOptions::default()
+    };
+    let partitioning = Partitioning::qserv_default();
+    let object_def = TableDef::director(
+        &objects.schema,
+        "objectId",
+        "ra",
+        "decl",
+        partitioning.clone(),
+        15,
+    );
+    let started = Instant::now();
+    let loaded = load_table_in_memory(&db, DEMO_DATABASE, object_def, &objects, &options)
+        .map_err(|e| e.to_string())?;
     let elapsed = started.elapsed();
     println!(
-        "2. partitioned (85 stripes, 12 sub-stripes, overlap 1') into {} chunk files, {} row groups: \
-         {} own rows + {} overlap copies, in {} ({:.2} M rows/s)",
-        summary.chunk_ids.len(),
-        summary.row_groups,
-        summary.own_rows,
-        summary.overlap_rows,
+        "2. loaded Object (85 stripes, 12 sub-stripes, overlap 1'): {} chunk files, {} rows + {} overlap \
+         copies, director index of {} keys, {} on disk, in {} ({:.2} M rows/s)",
+        loaded.chunks,
+        loaded.rows,
+        loaded.overlap_rows,
+        loaded.director_index_entries.unwrap_or(0),
+        mib(loaded.chunk_bytes),
         secs(elapsed),
-        summary.own_rows as f64 / elapsed.as_secs_f64() / 1e6
+        loaded.rows as f64 / elapsed.as_secs_f64() / 1e6
     );
+    let source_def = TableDef {
+        name: "Source".to_string(),
+        kind: TableKind::Child {
+            director_table: "Object".to_string(),
+            foreign_key_column: "objectId".to_string(),
+            ra_column: None,
+            decl_column: None,
+        },
+        columns: TableDef::columns_of(&sources.schema),
+        partitioning: Some(Partitioning {
+            overlap_deg: 0.0,
+            ..partitioning
+        }),
+        scan_rating: 25,
+    };
+    let started = Instant::now();
+    let loaded = load_table_in_memory(&db, DEMO_DATABASE, source_def, &sources, &options)
+        .map_err(|e| e.to_string())?;
+    let elapsed = started.elapsed();
     println!(
-        "   files: {} = blocks {} + footers {} + alignment padding {}",
-        mib(summary.file_bytes),
-        mib(summary.block_bytes),
-        mib(summary.footer_bytes),
-        mib(summary.padding_bytes)
+        "   loaded Source as Object's child: {} chunk files, {} rows, {} on disk, in {} ({:.2} M rows/s)",
+        loaded.chunks,
+        loaded.rows,
+        mib(loaded.chunk_bytes),
+        secs(elapsed),
+        loaded.rows as f64 / elapsed.as_secs_f64() / 1e6
     );
 
-    // 3. Read back and verify every row.
+    // 3. Read back and verify every row; then every checksum, as `skyscan verify` does.
     let started = Instant::now();
-    let files = read_files(&table_dir, &summary.chunk_ids)?;
-    let verified = verify(&table, &chunker, &summary.chunk_ids, &files)?;
+    let chunker = Chunker::new(85, 12, 0.01667).map_err(|e| e.to_string())?;
+    let chunk_ids: Vec<i32> = db
+        .catalog()
+        .table(DEMO_DATABASE, "Object")
+        .map(|t| t.chunks.iter().map(|c| c.chunk_id).collect())
+        .unwrap_or_default();
+    let files = read_files(&db, "Object", &chunk_ids)?;
+    let verified = verify(&objects, &chunker, &chunk_ids, &files)?;
+    let report = verify_database(&db, &db.catalog(), &mut |_| {}).map_err(|e| e.to_string())?;
+    if !report.is_clean() {
+        return Err(format!(
+            "demo: verify found problems: {:?}",
+            report.problems
+        ));
+    }
     println!(
-        "3. read back {} files and checked all {} rows (own + overlap) against the generated table: \
-         identical, in {}",
+        "3. read back {} Object chunk files and checked all {} rows (own + overlap) against the generated \
+         table: identical; every checksum of both tables and the director index verified; in {}",
         files.len(),
         verified,
         secs(started.elapsed())
@@ -129,13 +195,35 @@ pub fn run(args: &DemoArgs) -> Result<(), String> {
 
     // 4. Per-column compression and decode speed.
     let stats = measure_columns(&files, Duration::from_millis(60))?;
-    println!("4. per column: size on disk and decode speed (one core, output bytes)\n");
+    println!("4. Object per column: size on disk and decode speed (one core, output bytes)\n");
+    print_column_stats(&stats);
+
+    // 5. A cone search, pruned to the sub-chunks it touches.
+    cone_demo(&objects, &chunker, &files, &chunk_ids, spec.footprint)?;
+
+    println!(
+        "\n6. the database, as `skyscan info {}` shows it:\n",
+        args.dir.display()
+    );
+    crate::admin::info(&args.dir)?;
+
+    println!(
+        "\ndone in {}. The database is in {dir} (layout and bytes: SPEC.md).\n\
+         Try: skyscan info {dir}   |   skyscan verify {dir}   |   echo '60.0,-30.0' | skyscan locate --overlap 0.01667\n\
+         The format benchmark against Parquet: cargo run --release -p skyscan-bench -- format",
+        secs(total.elapsed()),
+        dir = args.dir.display()
+    );
+    Ok(())
+}
+
+fn print_column_stats(stats: &[skyscan_engine::chunk_stats::ColumnStats]) {
     println!(
         "   {:<18} {:<6} {:>10} {:>10} {:>7}  {:<13} {:>9}",
         "column", "type", "raw", "encoded", "ratio", "encoding", "decode"
     );
     let (mut raw, mut encoded, mut time) = (0u64, 0u64, 0f64);
-    for column in &stats {
+    for column in stats {
         raw += column.raw_bytes;
         encoded += column.encoded_bytes;
         time += column.decode_time.as_secs_f64();
@@ -151,7 +239,7 @@ pub fn run(args: &DemoArgs) -> Result<(), String> {
         );
     }
     println!(
-        "   {:<18} {:<6} {:>10} {:>10} {:>7.3}  {:<13} {:>6.1} GB/s\n",
+        "   {:<18} {:<6} {:>10} {:>10} {:>7.3}  {:<13} {:>6.1} GB/s",
         "all columns",
         "",
         mib(raw),
@@ -160,53 +248,34 @@ pub fn run(args: &DemoArgs) -> Result<(), String> {
         "",
         raw as f64 / time.max(1e-9) / 1e9
     );
-
-    // 5. A cone search, pruned to the sub-chunks it touches.
-    cone_demo(&table, &chunker, &files, &summary.chunk_ids, spec.footprint)?;
-
-    println!(
-        "\ndone in {}. The chunk files are in {} (format: SPEC.md).\n\
-         Try: echo '60.0,-30.0' | skyscan locate --overlap 0.01667\n\
-         The format benchmark against Parquet: cargo run --release -p skyscan-bench -- format",
-        secs(total.elapsed()),
-        table_dir.display()
-    );
-    Ok(())
 }
 
-/// Creates `dir` (or empties a previous demo's), returning the Object table's directory.
-fn prepare_dir(dir: &Path) -> Result<PathBuf, String> {
-    let marker = dir.join(DEMO_MARKER);
-    if dir.exists() {
-        if !marker.exists() {
-            let empty = std::fs::read_dir(dir)
-                .map_err(|e| format!("{}: {e}", dir.display()))?
-                .next()
-                .is_none();
-            if !empty {
-                return Err(format!(
-                    "demo: {} exists and was not made by `skyscan demo`; choose another --dir",
-                    dir.display()
-                ));
-            }
-        }
-        let table_dir = dir.join("Object");
-        if table_dir.exists() {
-            std::fs::remove_dir_all(&table_dir)
-                .map_err(|e| format!("{}: {e}", table_dir.display()))?;
-        }
+/// Makes sure `dir` is free for a new demo database: absent, empty, or a previous demo's.
+fn prepare_dir(dir: &Path) -> Result<(), String> {
+    if !dir.exists() {
+        return Ok(());
     }
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    std::fs::write(&marker, "made by `skyscan demo`; safe to delete\n")
-        .map_err(|e| format!("{}: {e}", marker.display()))?;
-    Ok(dir.join("Object"))
+    let marker = dir.join(DEMO_MARKER);
+    let empty = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .next()
+        .is_none();
+    if !marker.exists() && !empty {
+        return Err(format!(
+            "demo: {} exists and was not made by `skyscan demo`; choose another --dir",
+            dir.display()
+        ));
+    }
+    std::fs::remove_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))
 }
 
-fn read_files(table_dir: &Path, chunk_ids: &[i32]) -> Result<Vec<Vec<u8>>, String> {
+fn read_files(db: &Database, table: &str, chunk_ids: &[i32]) -> Result<Vec<Vec<u8>>, String> {
     chunk_ids
         .iter()
         .map(|&chunk_id| {
-            let path = table_dir.join(chunk_file_name(chunk_id));
+            let path = db
+                .chunk_file(DEMO_DATABASE, table, chunk_id)
+                .map_err(|e| e.to_string())?;
             std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))
         })
         .collect()
@@ -228,7 +297,7 @@ fn verify(
     )?;
     let mut rows_checked = 0u64;
     for (&chunk_id, bytes) in chunk_ids.iter().zip(files) {
-        let name = chunk_file_name(chunk_id);
+        let name = format!("Object chunk {chunk_id}");
         let file = ChunkFile::from_bytes(bytes).map_err(|e| format!("{name}: {e}"))?;
         let expected = assignment
             .get(&chunk_id)
