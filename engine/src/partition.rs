@@ -153,6 +153,50 @@ pub fn chunk_file_name(chunk_id: i32) -> String {
     format!("chunk_{chunk_id}.skychunk")
 }
 
+/// Writes one chunk file per entry of `work` (chunk id, its rows, the path) on up to
+/// `threads` threads, each file atomically; returns what was written, by chunk id.
+pub fn write_chunk_files(
+    table: &Table,
+    work: &[(i32, &ChunkRows, std::path::PathBuf)],
+    options: &WriterOptions,
+    threads: usize,
+) -> Result<Vec<(i32, WriteStats)>, String> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let threads = threads.clamp(1, 64).min(work.len().max(1));
+    let next = AtomicUsize::new(0);
+    let results: Vec<Result<Vec<(i32, WriteStats)>, String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    while let Some((chunk_id, rows, path)) =
+                        work.get(next.fetch_add(1, Ordering::Relaxed))
+                    {
+                        let stats = write_file_atomically(path, |out| {
+                            write_chunk(table, *chunk_id, rows, options, out)
+                        })?;
+                        done.push((*chunk_id, stats));
+                    }
+                    Ok(done)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err("a chunk writer thread panicked".to_string()))
+            })
+            .collect()
+    });
+    let mut written = Vec::with_capacity(work.len());
+    for result in results {
+        written.extend(result?);
+    }
+    written.sort_unstable_by_key(|(chunk_id, _)| *chunk_id);
+    Ok(written)
+}
+
 /// Writes `path` through a temporary sibling: write, fsync, rename, fsync the directory.
 pub fn write_file_atomically<T>(
     path: &std::path::Path,

@@ -1,7 +1,7 @@
 //! A table held in memory as whole columns: what the synthetic generators
 //! produce and what the partitioner cuts into chunk files.
 
-use skyscan_format::{ColumnData, TableSchema};
+use skyscan_format::{Bitmap, ColumnData, TableSchema, VarColumn};
 
 /// Columns of equal length under a schema.
 #[derive(Debug, Clone, PartialEq)]
@@ -95,4 +95,76 @@ pub fn column_raw_bytes(column: &ColumnData) -> u64 {
         0
     };
     values + validity
+}
+
+/// Appends `src` to `dst` (same type), keeping validity.
+pub fn append_column(dst: &mut ColumnData, src: &ColumnData) -> std::result::Result<(), String> {
+    fn merge_validity(
+        dst: &mut Option<Bitmap>,
+        dst_len: usize,
+        src: Option<&Bitmap>,
+        src_len: usize,
+    ) {
+        if dst.is_none() && src.is_none() {
+            return;
+        }
+        let bits = dst.get_or_insert_with(|| Bitmap::new_set(dst_len));
+        for row in 0..src_len {
+            bits.push(src.is_none_or(|s| s.get(row)));
+        }
+    }
+    fn var(dst: &mut VarColumn, src: &VarColumn) -> std::result::Result<(), String> {
+        let total = dst.data.len() + src.data.len();
+        let base = u32::try_from(dst.data.len()).map_err(|_| "column over 4 GiB".to_string())?;
+        if u32::try_from(total).is_err() {
+            return Err("a variable-length column over 4 GiB".to_string());
+        }
+        let dst_len = dst.len();
+        merge_validity(&mut dst.validity, dst_len, src.validity.as_ref(), src.len());
+        dst.data.extend_from_slice(&src.data);
+        dst.offsets
+            .extend(src.offsets.iter().skip(1).map(|offset| base + offset));
+        Ok(())
+    }
+    macro_rules! prim {
+        ($d:expr, $s:expr) => {{
+            let dst_len = $d.values.len();
+            merge_validity(
+                &mut $d.validity,
+                dst_len,
+                $s.validity.as_ref(),
+                $s.values.len(),
+            );
+            $d.values.extend_from_slice(&$s.values);
+            Ok(())
+        }};
+    }
+    match (dst, src) {
+        (ColumnData::Bool(d), ColumnData::Bool(s)) => {
+            let dst_len = d.values.len();
+            merge_validity(
+                &mut d.validity,
+                dst_len,
+                s.validity.as_ref(),
+                s.values.len(),
+            );
+            for row in 0..s.values.len() {
+                d.values.push(s.values.get(row));
+            }
+            Ok(())
+        }
+        (ColumnData::I8(d), ColumnData::I8(s)) => prim!(d, s),
+        (ColumnData::I16(d), ColumnData::I16(s)) => prim!(d, s),
+        (ColumnData::I32(d), ColumnData::I32(s)) => prim!(d, s),
+        (ColumnData::I64(d), ColumnData::I64(s)) => prim!(d, s),
+        (ColumnData::F32(d), ColumnData::F32(s)) => prim!(d, s),
+        (ColumnData::F64(d), ColumnData::F64(s)) => prim!(d, s),
+        (ColumnData::Utf8(d), ColumnData::Utf8(s))
+        | (ColumnData::Binary(d), ColumnData::Binary(s)) => var(d, s),
+        (d, s) => Err(format!(
+            "cannot append {:?} to {:?}",
+            s.column_type(),
+            d.column_type()
+        )),
+    }
 }

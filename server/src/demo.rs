@@ -117,14 +117,8 @@ pub fn run(args: &DemoArgs) -> Result<(), String> {
         ..LoadOptions::default()
     };
     let partitioning = Partitioning::qserv_default();
-    let object_def = TableDef::director(
-        &objects.schema,
-        "objectId",
-        "ra",
-        "decl",
-        partitioning.clone(),
-        15,
-    );
+    let object_def =
+        TableDef::director(&objects.schema, "objectId", "ra", "decl", partitioning, 15);
     let started = Instant::now();
     let loaded = load_table_in_memory(&db, DEMO_DATABASE, object_def, &objects, &options)
         .map_err(|e| e.to_string())?;

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 mod admin;
 mod demo;
+mod import;
 
 /// skyscan: a storage engine and query server for astronomical sky catalogs.
 #[derive(Parser, Debug)]
@@ -47,6 +48,15 @@ enum Command {
         /// The database root directory.
         db: PathBuf,
     },
+    /// Load a directory laid out like Qserv's test cases (schema/*.schema,
+    /// partition/*.json, *.tsv.gz) into a skyscan database (created if absent).
+    #[command(name = "import-qserv")]
+    ImportQserv {
+        /// The Qserv directory.
+        dir: PathBuf,
+        /// The database root directory.
+        db: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -60,6 +70,7 @@ fn main() -> ExitCode {
         } => locate(stripes, sub_stripes, overlap),
         Command::Info { db } => admin::info(&db),
         Command::Verify { db } => admin::verify(&db),
+        Command::ImportQserv { dir, db } => import::import_qserv_command(&dir, &db),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use skyscan_format::{ColumnData, WriteStats, WriterOptions};
 
@@ -13,7 +12,7 @@ use super::db::{Database, Load};
 use super::meta::{REPLICATED_CHUNK_ID, TableDef, TableKind};
 use super::{CatalogError, Result};
 use crate::director::{BuildOptions, DirectorIndex, DirectorIndexBuilder};
-use crate::partition::{ChunkRows, RowGroupRows, assign_rows, write_chunk, write_file_atomically};
+use crate::partition::{ChunkRows, RowGroupRows, assign_rows, write_chunk_files};
 use crate::table::Table;
 
 /// Rows per row group of a replicated table's single file (its row groups
@@ -327,47 +326,10 @@ fn assign_by_director_index(
     Ok(chunks)
 }
 
-/// Writes the chunk files on up to `options.threads` threads.
 fn write_chunks(
     table: &Table,
     work: &[(i32, &ChunkRows, PathBuf)],
     options: &LoadOptions,
 ) -> Result<Vec<(i32, WriteStats)>> {
-    let threads = options.threads.clamp(1, 64).min(work.len().max(1));
-    let next = AtomicUsize::new(0);
-    let results: Vec<std::result::Result<Vec<(i32, WriteStats)>, String>> =
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..threads)
-                .map(|_| {
-                    scope.spawn(|| {
-                        let mut done = Vec::new();
-                        loop {
-                            let index = next.fetch_add(1, Ordering::Relaxed);
-                            let Some((chunk_id, rows, path)) = work.get(index) else {
-                                break;
-                            };
-                            let stats = write_file_atomically(path, |out| {
-                                write_chunk(table, *chunk_id, rows, &options.writer, out)
-                            })?;
-                            done.push((*chunk_id, stats));
-                        }
-                        Ok(done)
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|handle| {
-                    handle
-                        .join()
-                        .unwrap_or_else(|_| Err("a chunk writer thread panicked".to_string()))
-                })
-                .collect()
-        });
-    let mut written = Vec::with_capacity(work.len());
-    for result in results {
-        written.extend(result.map_err(CatalogError::Load)?);
-    }
-    written.sort_unstable_by_key(|(chunk_id, _)| *chunk_id);
-    Ok(written)
+    write_chunk_files(table, work, &options.writer, options.threads).map_err(CatalogError::Load)
 }

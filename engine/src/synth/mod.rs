@@ -20,7 +20,7 @@ use skyscan_format::{
     VarColumn,
 };
 
-use crate::table::Table;
+use crate::table::{Table, append_column};
 
 /// Rows generated per random stream (and per unit of parallel work).
 pub const ROWS_PER_BLOCK: u64 = 1 << 16;
@@ -583,7 +583,7 @@ pub fn generate_sources(
         .collect();
     for (_, part) in parts {
         for (all, piece) in columns.iter_mut().zip(part) {
-            append_column(all, piece)?;
+            append_column(all, &piece)?;
         }
     }
     Table::new(source_schema(), columns)
@@ -688,43 +688,6 @@ fn source_block(
             validity: None,
         }),
     ]
-}
-
-/// Appends `piece` to `all` (same type).
-fn append_column(all: &mut ColumnData, piece: ColumnData) -> Result<(), String> {
-    fn validity_of(v: &Option<Bitmap>, len: usize) -> Bitmap {
-        v.clone().unwrap_or_else(|| Bitmap::new_set(len))
-    }
-    fn primitive<T: Copy>(all: &mut PrimitiveColumn<T>, piece: PrimitiveColumn<T>) {
-        let before = all.values.len();
-        if all.validity.is_some() || piece.validity.is_some() {
-            let mut bits = validity_of(&all.validity, before);
-            let other = validity_of(&piece.validity, piece.values.len());
-            for valid in other.iter() {
-                bits.push(valid);
-            }
-            all.validity = Some(bits);
-        }
-        all.values.extend_from_slice(&piece.values);
-    }
-    match (all, piece) {
-        (ColumnData::I64(a), ColumnData::I64(b)) => primitive(a, b),
-        (ColumnData::F64(a), ColumnData::F64(b)) => primitive(a, b),
-        (ColumnData::F32(a), ColumnData::F32(b)) => primitive(a, b),
-        (ColumnData::Utf8(a), ColumnData::Utf8(b)) => {
-            for index in 0..b.len() {
-                a.push(b.get(index));
-            }
-        }
-        (a, b) => {
-            return Err(format!(
-                "append_column: {:?} onto {:?}",
-                b.column_type(),
-                a.column_type()
-            ));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
