@@ -188,7 +188,10 @@ impl BlockDecoder {
                 raw,
                 rows,
                 &mut column.values,
-                dict_words,
+                Scratch {
+                    dict_words,
+                    positions: codes,
+                },
                 i8::order_key,
             ),
             ColumnData::I16(column) => decode_lanes(
@@ -196,7 +199,10 @@ impl BlockDecoder {
                 raw,
                 rows,
                 &mut column.values,
-                dict_words,
+                Scratch {
+                    dict_words,
+                    positions: codes,
+                },
                 i16::order_key,
             ),
             ColumnData::I32(column) => decode_lanes(
@@ -204,7 +210,10 @@ impl BlockDecoder {
                 raw,
                 rows,
                 &mut column.values,
-                dict_words,
+                Scratch {
+                    dict_words,
+                    positions: codes,
+                },
                 i32::order_key,
             ),
             ColumnData::I64(column) => decode_lanes(
@@ -212,7 +221,10 @@ impl BlockDecoder {
                 raw,
                 rows,
                 &mut column.values,
-                dict_words,
+                Scratch {
+                    dict_words,
+                    positions: codes,
+                },
                 i64::order_key,
             ),
             ColumnData::F32(column) => {
@@ -260,14 +272,24 @@ fn fits<T: Lane>(value: u64) -> bool {
     T::from_u64(value).to_u64() == value
 }
 
+/// Reused buffers of the integer decoders.
+struct Scratch<'a> {
+    dict_words: &'a mut Vec<u64>,
+    positions: &'a mut Vec<u32>,
+}
+
 fn decode_lanes<T: Lane>(
     encoding: Encoding,
     raw: &[u8],
     rows: usize,
     out: &mut Vec<T>,
-    dict_words: &mut Vec<u64>,
+    scratch: Scratch<'_>,
     key: fn(T) -> u64,
 ) -> BadResult<()> {
+    let Scratch {
+        dict_words,
+        positions,
+    } = scratch;
     let out = sized(out, rows);
     match encoding {
         Encoding::Plain => decode_plain(raw, out),
@@ -319,6 +341,7 @@ fn decode_lanes<T: Lane>(
             })
         }
         Encoding::Dictionary => decode_dict(raw, out, dict_words, key),
+        Encoding::Sparse => decode_sparse(raw, out, dict_words, positions, key),
         other => bad!("encoding {other:?} not defined for this type"),
     }
 }
@@ -342,18 +365,46 @@ fn decode_dict<T: Lane>(
     key: fn(T) -> u64,
 ) -> BadResult<()> {
     let rows = out.len();
-    let value_bytes = std::mem::size_of::<T>();
     let mut cursor = Cursor::new(raw);
     let dict_len = cursor.u32()? as usize;
     let width = u32::from(cursor.u8()?);
     cursor.zeros(3, "dictionary header")?;
     ensure!(
-        dict_len <= MAX_DICT_LEN,
-        "dictionary of {dict_len} entries over the limit"
-    );
-    ensure!(
         dict_len > 0 || rows == 0,
         "empty dictionary for {rows} rows"
+    );
+    let padded = load_dict(&mut cursor, dict_len, width, dict_words, key)?;
+    let stream = cursor.take(packed_len(rows, width))?;
+    ensure!(
+        cursor.remaining() == 0,
+        "{} trailing bytes",
+        cursor.remaining()
+    );
+    unpack_batches(stream, width, rows, |start, codes| {
+        if kernels::gather(padded, dict_len, codes, &mut out[start..]) {
+            Ok(())
+        } else {
+            bad!("dictionary code out of range ({dict_len} entries)")
+        }
+    })
+}
+
+/// Reads a dictionary of `dict_len` values (strictly increasing by `key`,
+/// zero padding to 8 bytes) for codes of `width` bits, into `dict_words`
+/// padded with zeros to `2^width` entries: codes index it without bounds
+/// checks (codes of `width` bits are < 2^width); `gather` rejects codes
+/// `>= dict_len`.
+fn load_dict<'a, T: Lane>(
+    cursor: &mut Cursor<'_>,
+    dict_len: usize,
+    width: u32,
+    dict_words: &'a mut Vec<u64>,
+    key: fn(T) -> u64,
+) -> BadResult<&'a [T]> {
+    let value_bytes = std::mem::size_of::<T>();
+    ensure!(
+        dict_len <= MAX_DICT_LEN,
+        "dictionary of {dict_len} entries over the limit"
     );
     ensure!(
         width == bits_needed(dict_len.saturating_sub(1) as u64),
@@ -362,15 +413,6 @@ fn decode_dict<T: Lane>(
     let dict_bytes = cursor.take(dict_len * value_bytes)?;
     let padding = (dict_len * value_bytes).next_multiple_of(8) - dict_len * value_bytes;
     cursor.zeros(padding, "dictionary padding")?;
-    let stream = cursor.take(packed_len(rows, width))?;
-    ensure!(
-        cursor.remaining() == 0,
-        "{} trailing bytes",
-        cursor.remaining()
-    );
-    // Padded with zeros to 2^width entries: codes index it without bounds
-    // checks (codes of `width` bits are < 2^width); `gather` rejects codes
-    // >= dict_len.
     let padded_len = 1usize << width;
     dict_words.clear();
     dict_words.resize((padded_len * value_bytes).div_ceil(8), 0);
@@ -382,13 +424,111 @@ fn decode_dict<T: Lane>(
             .all(|pair| key(pair[0]) < key(pair[1])),
         "dictionary entries not strictly increasing"
     );
-    unpack_batches(stream, width, rows, |start, codes| {
-        if kernels::gather(padded, dict_len, codes, &mut out[start..]) {
-            Ok(())
-        } else {
-            bad!("dictionary code out of range ({dict_len} entries)")
+    Ok(padded)
+}
+
+/// SPARSE: every row is `fill` except the exception rows, whose positions
+/// are bit-packed gaps and whose values are FOR offsets or dictionary codes.
+/// Decoding is a fill at memory speed plus a scatter of the exceptions.
+fn decode_sparse<T: Lane>(
+    raw: &[u8],
+    out: &mut [T],
+    dict_words: &mut Vec<u64>,
+    positions: &mut Vec<u32>,
+    key: fn(T) -> u64,
+) -> BadResult<()> {
+    let rows = out.len();
+    let mut cursor = Cursor::new(raw);
+    let fill = cursor.u64()?;
+    let value_base = cursor.u64()?;
+    let exception_count = cursor.u32()? as usize;
+    let dict_len = cursor.u32()? as usize;
+    let gap_width = u32::from(cursor.u8()?);
+    let value_width = u32::from(cursor.u8()?);
+    cursor.zeros(6, "sparse header")?;
+    ensure!(
+        fits::<T>(fill) && fits::<T>(value_base),
+        "sparse header values out of range"
+    );
+    ensure!(
+        exception_count <= rows,
+        "{exception_count} exceptions for {rows} rows"
+    );
+    ensure!(gap_width <= 32, "gap bit width {gap_width} over 32");
+    ensure!(
+        dict_len <= exception_count,
+        "dictionary of {dict_len} entries for {exception_count} exceptions"
+    );
+    let padded = if dict_len > 0 {
+        ensure!(value_base == 0, "sparse value base set with a dictionary");
+        Some(load_dict(
+            &mut cursor,
+            dict_len,
+            value_width,
+            dict_words,
+            key,
+        )?)
+    } else {
+        ensure!(
+            value_width <= T::BITS,
+            "bit width {value_width} over {}",
+            T::BITS
+        );
+        None
+    };
+    let gap_stream = cursor.take(packed_len(exception_count, gap_width))?;
+    let value_stream = cursor.take(packed_len(exception_count, value_width))?;
+    ensure!(
+        cursor.remaining() == 0,
+        "{} trailing bytes",
+        cursor.remaining()
+    );
+    out.fill(T::from_u64(fill));
+    positions.clear();
+    positions.resize(exception_count, 0);
+    let mut next = 0u64;
+    unpack_batches(gap_stream, gap_width, exception_count, |start, gaps| {
+        let Unpacked::Narrow(gaps) = gaps else {
+            return bad!("gaps wider than 32 bits");
+        };
+        next = kernels::gaps_to_positions(next, gaps, &mut positions[start..]);
+        // Gaps < 2^32 and batches of 512: `next` cannot wrap before this check.
+        ensure!(
+            next <= rows as u64,
+            "sparse exception positions past the {rows} rows"
+        );
+        Ok(())
+    })?;
+    let positions: &[u32] = positions;
+    match padded {
+        None => unpack_batches(
+            value_stream,
+            value_width,
+            exception_count,
+            |start, values| {
+                kernels::scatter_for(value_base, values, &positions[start..], out);
+                Ok(())
+            },
+        ),
+        Some(padded) => {
+            let mut gathered = [T::default(); kernels::GROUP];
+            unpack_batches(
+                value_stream,
+                value_width,
+                exception_count,
+                |start, codes| {
+                    let gathered = &mut gathered[..codes.len()];
+                    if !kernels::gather(padded, dict_len, codes, gathered) {
+                        return bad!("dictionary code out of range ({dict_len} entries)");
+                    }
+                    for (&position, &value) in positions[start..].iter().zip(gathered.iter()) {
+                        out[position as usize] = value;
+                    }
+                    Ok(())
+                },
+            )
         }
-    })
+    }
 }
 
 fn decode_f64(
@@ -705,15 +845,38 @@ fn decode_var(
                     "{total} bytes of data over the limit"
                 );
                 out.offsets.resize(rows + 1, 0);
-                for (row, offset) in out.offsets.iter_mut().enumerate() {
-                    *offset = (row * entry_len) as u32;
+                // An induction variable (vector adds), not `row * entry_len`
+                // (a u32 multiply the SSE2 baseline emulates).
+                let mut offset = 0u32;
+                for out_offset in out.offsets.iter_mut() {
+                    *out_offset = offset;
+                    offset = offset.wrapping_add(entry_len as u32);
                 }
                 out.data.resize(total as usize, 0);
                 let data = &mut out.data;
+                // One-byte entries (band names): at most 256 of them, so a
+                // 256-byte table indexed by the code's low byte needs no
+                // bounds check.
+                let mut byte_table = [0u8; 256];
+                if entry_len == 1 {
+                    ensure!(dict_len <= 256, "{dict_len} distinct one-byte entries");
+                    byte_table[..dict_len].copy_from_slice(&dict_data[..dict_len]);
+                }
                 return unpack_batches(code_stream, code_width, rows, |start, batch| {
                     let Unpacked::Narrow(batch) = batch else {
                         return bad!("dictionary codes wider than 32 bits");
                     };
+                    if entry_len == 1 && dict_len <= 8 {
+                        let mut table = [0u8; 8];
+                        table.copy_from_slice(&byte_table[..8]);
+                        let out = &mut data[start..start + batch.len()];
+                        let table = u64::from_le_bytes(table);
+                        ensure!(
+                            kernels::lookup_bytes8(table, dict_len as u32, batch, out),
+                            "dictionary code out of range ({dict_len} entries)"
+                        );
+                        return Ok(());
+                    }
                     let max_code = batch.iter().fold(0, |max, &code| max.max(code));
                     ensure!(
                         (max_code as usize) < dict_len,
@@ -722,7 +885,7 @@ fn decode_var(
                     let out = &mut data[start * entry_len..(start + batch.len()) * entry_len];
                     if entry_len == 1 {
                         for (out, &code) in out.iter_mut().zip(batch) {
-                            *out = dict_data[code as usize];
+                            *out = byte_table[(code & 0xFF) as usize];
                         }
                     } else if entry_len > 0 {
                         for (out, &code) in out.chunks_exact_mut(entry_len).zip(batch) {

@@ -16,6 +16,14 @@ use crate::meta::{BlockMeta, BlockStats, ColumnSchema, MinMax, validity_section_
 const AUTO_DICT_MAX: usize = 4096;
 /// lz4 is kept only when it makes the values section at least 10% smaller.
 const LZ4_MIN_GAIN_PERCENT: usize = 10;
+/// ... and only when the section it expands is at most 1/4 of the decoded
+/// column. lz4_flex decodes LSST-like sections at 1.1–1.6 GB/s of its output
+/// (shared/MEASURED.md), so on a section as large as the column it caps the
+/// block at that speed (issue #2: >= 4 GB/s per core); on a quarter of it, it
+/// costs at most ~0.2 ns per decoded byte on top of the encoding. Measured
+/// with `skyscan-bench format`: byte-shuffle + lz4 on floats decoded at
+/// 1.3–4.8 GB/s, dictionary/FOR + lz4 on sparse columns at 1.8–2.5 GB/s.
+const LZ4_MAX_SECTION_SHARE: usize = 4;
 /// Prefix of a values section compressed to decide whether lz4 may pay.
 const LZ4_SAMPLE_BYTES: usize = 64 << 10;
 /// Values sampled to choose the ALP exponent.
@@ -143,7 +151,14 @@ pub fn encode_block(
     let validity = data.validity().filter(|_| null_count > 0);
     let stats = compute_stats(data);
     let forced = options.encoding;
-    let auto_lz4 = options.compression == CompressionChoice::Auto;
+    let decoded_len = decoded_len(data);
+    let auto_lz4 = options.compression == CompressionChoice::Auto
+        && lz4_may_pay(
+            data.column_type()
+                .fixed_width()
+                .map_or(usize::MAX, |width| width * rows),
+            decoded_len,
+        );
     let values = match data {
         ColumnData::Bool(column) => {
             Ok(Values::plain(Encoding::Plain, bitmap_bytes(&column.values)))
@@ -172,7 +187,8 @@ pub fn encode_block(
         ),
         CompressionChoice::Auto => match lz4 {
             Some(lz4) => (Compression::Lz4, lz4),
-            None => maybe_lz4(raw),
+            None if lz4_may_pay(raw.len(), decoded_len) => maybe_lz4(raw),
+            None => (Compression::None, raw),
         },
     };
     let validity_len = if validity.is_some() {
@@ -206,6 +222,22 @@ pub fn encode_block(
         },
         bytes,
     })
+}
+
+/// Bytes of the decoded column (values, offsets, bitmap), validity excluded.
+fn decoded_len(data: &ColumnData) -> usize {
+    let rows = data.len();
+    match data {
+        ColumnData::Bool(_) => rows.div_ceil(8),
+        ColumnData::Utf8(column) | ColumnData::Binary(column) => column.data.len() + 4 * (rows + 1),
+        _ => data.column_type().fixed_width().unwrap_or(0) * rows,
+    }
+}
+
+/// Whether lz4 over a values section of `section_len` bytes may be kept for
+/// a block of `decoded_len` decoded bytes (see [`LZ4_MAX_SECTION_SHARE`]).
+fn lz4_may_pay(section_len: usize, decoded_len: usize) -> bool {
+    section_len.saturating_mul(LZ4_MAX_SECTION_SHARE) <= decoded_len
 }
 
 fn maybe_lz4(raw: Vec<u8>) -> (Compression, Vec<u8>) {
@@ -471,6 +503,15 @@ fn encode_ints<T: Lane>(values: &[T], forced: Option<Encoding>) -> Result<Values
                     dict_size(rows, dict.len(), value_bytes),
                 );
             }
+            if let Some(plan) = sparse_plan(values, false) {
+                consider(Encoding::Sparse, plan.size);
+                if best.0 == Encoding::Sparse {
+                    return Ok(Values::plain(
+                        Encoding::Sparse,
+                        encode_sparse(values, &plan),
+                    ));
+                }
+            }
             best.0
         }
     };
@@ -484,9 +525,138 @@ fn encode_ints<T: Lane>(values: &[T], forced: Option<Encoding>) -> Result<Values
             })?;
             encode_dict_lanes(values, &dict)
         }
+        Encoding::Sparse => {
+            let plan = sparse_plan(values, true).ok_or("no sparse plan")?;
+            encode_sparse(values, &plan)
+        }
         other => return Err(format!("encoding {other:?} is not defined for integers")),
     };
     Ok(Values::plain(encoding, raw))
+}
+
+/// How [`encode_sparse`] stores a block: the fill value, the rows that
+/// differ from it, and how their values are stored.
+struct SparsePlan<T> {
+    fill: T,
+    exceptions: Vec<T>,
+    positions: Vec<u32>,
+    gap_width: u32,
+    /// Sorted distinct exception values when a dictionary is smaller than FOR.
+    dict: Option<Vec<T>>,
+    /// Exact size of the values section.
+    size: usize,
+}
+
+/// Plans a SPARSE section around the majority value (Boyer-Moore vote, then
+/// one counting pass). Unless `forced`, `None` when no value fills more than
+/// half of the rows (a bit-packed encoding is then smaller).
+fn sparse_plan<T: Lane>(values: &[T], forced: bool) -> Option<SparsePlan<T>> {
+    let mut candidate = T::default();
+    let mut votes = 0usize;
+    for &value in values {
+        if votes == 0 {
+            candidate = value;
+            votes = 1;
+        } else if value == candidate {
+            votes += 1;
+        } else {
+            votes -= 1;
+        }
+    }
+    let fill = candidate;
+    let fill_count = values.iter().filter(|&&value| value == fill).count();
+    if !forced && fill_count * 2 <= values.len() {
+        return None;
+    }
+    let mut exceptions = Vec::with_capacity(values.len() - fill_count);
+    let mut positions = Vec::with_capacity(values.len() - fill_count);
+    let mut max_gap = 0u64;
+    let mut next = 0u64;
+    for (row, &value) in values.iter().enumerate() {
+        if value != fill {
+            max_gap = max_gap.max(row as u64 - next);
+            next = row as u64 + 1;
+            exceptions.push(value);
+            positions.push(row as u32);
+        }
+    }
+    let count = exceptions.len();
+    let gap_width = bits_needed(max_gap);
+    let (_, for_width) = frame_of(&exceptions);
+    let value_bytes = std::mem::size_of::<T>();
+    let for_size = packed_len(count, for_width);
+    let dict = distinct(&exceptions, AUTO_DICT_MAX.min(count / 2), T::order_key)
+        .filter(|dict| dict_size(count, dict.len(), value_bytes) - 8 < for_size);
+    let values_size = match &dict {
+        Some(dict) => dict_size(count, dict.len(), value_bytes) - 8,
+        None => for_size,
+    };
+    Some(SparsePlan {
+        fill,
+        exceptions,
+        positions,
+        gap_width,
+        dict,
+        size: 32 + packed_len(count, gap_width) + values_size,
+    })
+}
+
+fn encode_sparse<T: Lane>(values: &[T], plan: &SparsePlan<T>) -> Vec<u8> {
+    let count = plan.exceptions.len();
+    let mut out = Vec::with_capacity(plan.size);
+    push_u64(&mut out, plan.fill.to_u64());
+    let (value_base, value_width, value_stream) = match &plan.dict {
+        Some(dict) => {
+            let index: HashMap<u64, u64> = dict
+                .iter()
+                .enumerate()
+                .map(|(code, v)| (v.to_u64(), code as u64))
+                .collect();
+            let codes: Vec<u64> = plan
+                .exceptions
+                .iter()
+                .map(|v| index.get(&v.to_u64()).copied().unwrap_or(0))
+                .collect();
+            (0, bits_needed(dict.len().saturating_sub(1) as u64), codes)
+        }
+        None => {
+            let (base, width) = frame_of(&plan.exceptions);
+            let offsets: Vec<u64> = plan
+                .exceptions
+                .iter()
+                .map(|v| v.to_u64().wrapping_sub(base) & mask(width))
+                .collect();
+            (base, width, offsets)
+        }
+    };
+    push_u64(&mut out, value_base);
+    push_u32(&mut out, count as u32);
+    push_u32(
+        &mut out,
+        plan.dict.as_ref().map_or(0, |dict| dict.len() as u32),
+    );
+    out.push(plan.gap_width as u8);
+    out.push(value_width as u8);
+    out.extend_from_slice(&[0; 6]);
+    if let Some(dict) = &plan.dict {
+        out.extend_from_slice(bytemuck::cast_slice(dict));
+        pad8(&mut out);
+    }
+    let mut next = 0u64;
+    let gaps: Vec<u64> = plan
+        .positions
+        .iter()
+        .map(|&position| {
+            let gap = u64::from(position) - next;
+            next = u64::from(position) + 1;
+            gap
+        })
+        .collect();
+    kernels::pack(&gaps, plan.gap_width, &mut out);
+    kernels::pack(&value_stream, value_width, &mut out);
+    debug_assert_eq!(out.len(), plan.size, "sparse size estimate");
+    debug_assert!(values.len() >= count);
+    out
 }
 
 /// What the float encoders need of f32 and f64.

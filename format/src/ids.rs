@@ -94,7 +94,7 @@ impl ColumnType {
     pub const fn supports(self, encoding: Encoding) -> bool {
         match encoding {
             Encoding::Plain => true,
-            Encoding::ForBitpack | Encoding::DeltaBitpack => self.is_int(),
+            Encoding::ForBitpack | Encoding::DeltaBitpack | Encoding::Sparse => self.is_int(),
             Encoding::Dictionary => !matches!(self, ColumnType::Bool),
             Encoding::ByteShuffle | Encoding::Alp | Encoding::FloatFor => self.is_float(),
         }
@@ -122,11 +122,15 @@ pub enum Encoding {
     Alp = 6,
     /// Floats mapped to order-preserving unsigned integers, FOR bit-packed.
     FloatFor = 7,
+    /// One fill value plus the positions (bit-packed gaps) and values (FOR or
+    /// dictionary codes) of the rows that differ from it (ints; flags, ids of
+    /// parents, counts that are mostly 0).
+    Sparse = 8,
 }
 
 impl Encoding {
     /// Every encoding, in id order.
-    pub const ALL: [Encoding; 7] = [
+    pub const ALL: [Encoding; 8] = [
         Encoding::Plain,
         Encoding::ForBitpack,
         Encoding::DeltaBitpack,
@@ -134,6 +138,7 @@ impl Encoding {
         Encoding::ByteShuffle,
         Encoding::Alp,
         Encoding::FloatFor,
+        Encoding::Sparse,
     ];
 
     /// The on-disk id.
@@ -151,6 +156,7 @@ impl Encoding {
             5 => Some(Encoding::ByteShuffle),
             6 => Some(Encoding::Alp),
             7 => Some(Encoding::FloatFor),
+            8 => Some(Encoding::Sparse),
             _ => None,
         }
     }

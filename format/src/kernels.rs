@@ -255,9 +255,7 @@ pub fn unpack_batches<E>(
         if tail_len > 0 {
             let tail = &packed[full_groups * group_bytes..];
             let out = &mut out[..tail_len];
-            for (index, value) in out.iter_mut().enumerate() {
-                *value = tail_value(tail, width_bits, index) as u32;
-            }
+            unpack_tail_narrow(tail, width_bits, out);
             sink(full_groups * GROUP, Unpacked::Narrow(out))?;
         }
     } else {
@@ -289,7 +287,35 @@ pub fn unpack_batches<E>(
     Ok(())
 }
 
-/// Value `index` of an LSB-first tail bit string (at most 511 values: not hot).
+/// Unpacks the LSB-first tail bit string of a narrow stream (`width` <= 32).
+/// Blocks of a sub-chunk (~6,000 rows) keep up to 511 values (8%) in the
+/// tail, and sparse streams often only have a tail: one unaligned 8-byte
+/// load per value (a value of <= 32 bits at any bit offset fits in the 64
+/// bits loaded from its first byte) instead of two word loads and a branch.
+#[inline]
+fn unpack_tail_narrow(tail: &[u8], width: usize, out: &mut [u32]) {
+    debug_assert!((1..=32).contains(&width));
+    let mask = u64::MAX >> (64 - width);
+    // Values whose 8-byte load stays inside the tail; the last few use the
+    // word path.
+    let fast = if tail.len() >= 8 {
+        ((tail.len() - 8) * 8 / width + 1).min(out.len())
+    } else {
+        0
+    };
+    for (index, value) in out[..fast].iter_mut().enumerate() {
+        let bit = index * width;
+        let byte = bit / 8;
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&tail[byte..byte + 8]);
+        *value = ((u64::from_le_bytes(word) >> (bit % 8)) & mask) as u32;
+    }
+    for (index, value) in out.iter_mut().enumerate().skip(fast) {
+        *value = tail_value(tail, width, index) as u32;
+    }
+}
+
+/// Value `index` of an LSB-first tail bit string (at most 511 values).
 #[inline]
 fn tail_value(tail: &[u8], width: usize, index: usize) -> u64 {
     let bit = index * width;
@@ -339,6 +365,30 @@ pub fn unpack_for<T: Lane>(packed: &[u8], width: u32, base: u64, out: &mut [T]) 
         Ok(())
     });
     debug_assert!(result.is_ok());
+}
+
+/// Byte lookup in a table of at most 8 one-byte entries held in a register:
+/// `out[i] = byte (codes[i] & 7) of table`. Variable shifts vectorize with
+/// AVX2 (dispatched at run time), where a lookup from memory stays scalar:
+/// one-byte dictionaries such as band names.
+/// Returns false if a code is `>= limit` (checked in the same dispatched
+/// function, so that loop vectorizes too).
+pub fn lookup_bytes8(table: u64, limit: u32, codes: &[u32], out: &mut [u8]) -> bool {
+    simd::lookup_bytes8(simd::Level::detect(), table, limit, codes, out)
+}
+
+#[inline(always)]
+fn lookup_bytes8_body(table: u64, limit: u32, codes: &[u32], out: &mut [u8]) -> bool {
+    let out_of_range = codes
+        .iter()
+        .fold(0u32, |acc, &code| acc | u32::from(code >= limit));
+    // 32-bit lanes: `vpsrlvd` and a blend per 8 codes with AVX2.
+    let (low, high) = (table as u32, (table >> 32) as u32);
+    for (out, &code) in out[..codes.len()].iter_mut().zip(codes) {
+        let word = if code & 4 == 0 { low } else { high };
+        *out = (word >> ((code & 3) * 8)) as u8;
+    }
+    out_of_range == 0
 }
 
 /// SIMD level dispatch for the unpack kernels: the only `unsafe` of the
@@ -401,9 +451,36 @@ mod simd {
         WIDE[index](words, out);
     }
 
+    #[inline]
+    pub(super) fn lookup_bytes8(
+        level: Level,
+        table: u64,
+        limit: u32,
+        codes: &[u32],
+        out: &mut [u8],
+    ) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if level == Level::Avx2 {
+            // SAFETY: as in `narrow`: AVX2 was detected at run time.
+            return unsafe { avx2::lookup_bytes8(table, limit, codes, out) };
+        }
+        let _ = level;
+        super::lookup_bytes8_body(table, limit, codes, out)
+    }
+
     #[cfg(target_arch = "x86_64")]
     mod avx2 {
-        use super::super::{GROUP, narrow_group, wide_group};
+        use super::super::{GROUP, lookup_bytes8_body, narrow_group, wide_group};
+
+        #[target_feature(enable = "avx2")]
+        pub(in super::super) fn lookup_bytes8(
+            table: u64,
+            limit: u32,
+            codes: &[u32],
+            out: &mut [u8],
+        ) -> bool {
+            lookup_bytes8_body(table, limit, codes, out)
+        }
 
         #[target_feature(enable = "avx2")]
         fn narrow_avx2<const W: usize>(words: &[u32], out: &mut [u32; GROUP]) {
@@ -562,6 +639,32 @@ pub fn prefix_sum<T: Lane>(acc: T, step: T, values: Unpacked<'_>, out: &mut [T])
         acc
     }
     with_values!(values, values => run(acc, step, values, out))
+}
+
+/// Sparse positions from gaps: `position = next + gaps[i]; out[i] =
+/// position; next = position + 1`. Returns `next` (u64: the caller checks it
+/// against the row count after each batch, before it could wrap).
+#[inline]
+pub fn gaps_to_positions(mut next: u64, gaps: &[u32], out: &mut [u32]) -> u64 {
+    for (out, &gap) in out[..gaps.len()].iter_mut().zip(gaps) {
+        let position = next + u64::from(gap);
+        *out = position as u32;
+        next = position + 1;
+    }
+    next
+}
+
+/// Sparse scatter: `out[positions[i]] = base + values[i]` (in the lane's
+/// width). Positions were checked to be `< out.len()`.
+#[inline]
+pub fn scatter_for<T: Lane>(base: u64, values: Unpacked<'_>, positions: &[u32], out: &mut [T]) {
+    #[inline(always)]
+    fn run<S: Source, T: Lane>(base: T, values: &[S], positions: &[u32], out: &mut [T]) {
+        for (&position, &value) in positions[..values.len()].iter().zip(values) {
+            out[position as usize] = base.wrapping_add(value.to_lane());
+        }
+    }
+    with_values!(values, values => run(T::from_u64(base), values, positions, out))
 }
 
 /// Dictionary gather: `out[i] = dict[codes[i]]`. `dict` is padded to a power
@@ -863,6 +966,27 @@ mod tests {
                 assert_eq!(out, values, "width {width} count {count}");
             }
         }
+    }
+
+    #[test]
+    fn lookup_bytes8_matches_a_table_lookup() {
+        let table = *b"ugrizyXW";
+        let codes: Vec<u32> = (0..1100u32).map(|i| (i * 7 + i / 3) % 6).collect();
+        let mut out = vec![0u8; codes.len()];
+        assert!(lookup_bytes8(
+            u64::from_le_bytes(table),
+            6,
+            &codes,
+            &mut out
+        ));
+        let expected: Vec<u8> = codes.iter().map(|&code| table[code as usize]).collect();
+        assert_eq!(out, expected);
+        assert!(!lookup_bytes8(
+            u64::from_le_bytes(table),
+            5,
+            &codes,
+            &mut out
+        ));
     }
 
     #[test]

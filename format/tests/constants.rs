@@ -17,6 +17,7 @@ fn encoding_ids_are_forever() {
         (Encoding::ByteShuffle, 5),
         (Encoding::Alp, 6),
         (Encoding::FloatFor, 7),
+        (Encoding::Sparse, 8),
     ];
     assert_eq!(pinned.len(), Encoding::ALL.len());
     for (encoding, id) in pinned {
@@ -25,7 +26,7 @@ fn encoding_ids_are_forever() {
         assert_eq!(Encoding::from_id(id), Some(encoding));
     }
     assert_eq!(Encoding::from_id(0), None, "0 is reserved");
-    assert_eq!(Encoding::from_id(8), None);
+    assert_eq!(Encoding::from_id(9), None);
     assert_eq!(Encoding::from_id(255), None);
 }
 
@@ -65,10 +66,10 @@ fn encodings_per_type_match_the_spec_table() {
     use Encoding::*;
     let table: [(ColumnType, &[Encoding]); 9] = [
         (Bool, &[Plain]),
-        (I8, &[Plain, ForBitpack, DeltaBitpack, Dictionary]),
-        (I16, &[Plain, ForBitpack, DeltaBitpack, Dictionary]),
-        (I32, &[Plain, ForBitpack, DeltaBitpack, Dictionary]),
-        (I64, &[Plain, ForBitpack, DeltaBitpack, Dictionary]),
+        (I8, &[Plain, ForBitpack, DeltaBitpack, Dictionary, Sparse]),
+        (I16, &[Plain, ForBitpack, DeltaBitpack, Dictionary, Sparse]),
+        (I32, &[Plain, ForBitpack, DeltaBitpack, Dictionary, Sparse]),
+        (I64, &[Plain, ForBitpack, DeltaBitpack, Dictionary, Sparse]),
         (F32, &[Plain, Dictionary, ByteShuffle, Alp, FloatFor]),
         (F64, &[Plain, Dictionary, ByteShuffle, Alp, FloatFor]),
         (Utf8, &[Plain, Dictionary]),

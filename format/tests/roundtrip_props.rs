@@ -174,6 +174,8 @@ fn int_column<T: Arbitrary + Copy + std::fmt::Debug + 'static>(
         Just(2u8), // small range
         Just(3u8), // sorted
         Just(4u8), // all equal
+        Just(5u8), // mostly one value, rare specials (SPARSE, dictionary mode)
+        Just(6u8), // mostly one value, rare arbitrary values (SPARSE, FOR mode)
     ];
     (lengths(), pattern, 0u8..4, any::<u64>()).prop_flat_map(
         move |(len, pattern, null_kind, seed)| {
@@ -200,6 +202,8 @@ fn int_column<T: Arbitrary + Copy + std::fmt::Debug + 'static>(
                                     sorted += i64::from(small % 4);
                                     from_i64(sorted)
                                 }
+                                5 if pick < 16 => specials[pick as usize % specials.len()],
+                                6 if pick < 32 => value,
                                 _ => from_i64(seed as i64),
                             })
                         })
@@ -356,6 +360,15 @@ fn edge_cases() {
         Some(f32::NAN),
         None,
     ])));
+    // One-byte dictionary entries (band names): the byte-table decode path.
+    let bands: Vec<Option<&str>> = (0..1300)
+        .map(|i| Some(["u", "g", "r", "i", "z", "y"][(i * 7 + i / 5) % 6]))
+        .collect();
+    check_all_encodings(&ColumnData::Utf8(VarColumn::from_options(&bands)));
+    let many: Vec<Option<String>> = (0..700)
+        .map(|i| Some(char::from(b'a' + (i % 20) as u8).to_string()))
+        .collect();
+    check_all_encodings(&ColumnData::Utf8(VarColumn::from_options(&many)));
     check_all_encodings(&ColumnData::Utf8(VarColumn::from_options::<&str>(&[])));
     check_all_encodings(&ColumnData::Utf8(VarColumn::from_options(&[
         Some(""),
@@ -403,6 +416,20 @@ fn automatic_choice_picks_the_expected_encodings() {
     assert_eq!(
         chosen(&ColumnData::I64(PrimitiveColumn::new(flags))),
         Encoding::Dictionary
+    );
+    let parents: Vec<i64> = (0..10_000)
+        .map(|i| if i % 9 == 4 { (7 << 32) | (i * 13) } else { 0 })
+        .collect();
+    assert_eq!(
+        chosen(&ColumnData::I64(PrimitiveColumn::new(parents))),
+        Encoding::Sparse
+    );
+    let n_child: Vec<i16> = (0..10_000)
+        .map(|i| if i % 13 == 0 { 2 + (i % 5) as i16 } else { 0 })
+        .collect();
+    assert_eq!(
+        chosen(&ColumnData::I16(PrimitiveColumn::new(n_child))),
+        Encoding::Sparse
     );
     let mut rng = common::SplitMix(5);
     let ra: Vec<f64> = (0..10_000)

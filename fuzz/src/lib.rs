@@ -72,7 +72,7 @@ fn decode_push(data: &[u8]) -> skyscan_format::Result<Vec<Vec<ColumnData>>> {
 }
 
 /// The committed v1 golden files: seeds for the smoke driver and the corpus.
-pub const GOLDEN: [&[u8]; 9] = [
+pub const GOLDEN: [&[u8]; 10] = [
     include_bytes!("../../format/tests/golden/v1_auto.skychunk"),
     include_bytes!("../../format/tests/golden/v1_auto_lz4.skychunk"),
     include_bytes!("../../format/tests/golden/v1_plain.skychunk"),
@@ -82,4 +82,5 @@ pub const GOLDEN: [&[u8]; 9] = [
     include_bytes!("../../format/tests/golden/v1_byte_shuffle.skychunk"),
     include_bytes!("../../format/tests/golden/v1_alp.skychunk"),
     include_bytes!("../../format/tests/golden/v1_float_for.skychunk"),
+    include_bytes!("../../format/tests/golden/v1_sparse.skychunk"),
 ];

@@ -184,7 +184,7 @@ pub fn bitmap(bits: &[bool]) -> Bitmap {
 /// automatic choice, lz4 always). Each holds the "every type" table restricted
 /// to the columns that support the encoding, generated with `seed` 11 by
 /// [`golden_file`].
-pub const GOLDEN_FILES: [(&str, Option<skyscan_format::Encoding>, bool); 9] = {
+pub const GOLDEN_FILES: [(&str, Option<skyscan_format::Encoding>, bool); 10] = {
     use skyscan_format::Encoding::*;
     [
         ("v1_auto.skychunk", None, false),
@@ -196,6 +196,7 @@ pub const GOLDEN_FILES: [(&str, Option<skyscan_format::Encoding>, bool); 9] = {
         ("v1_byte_shuffle.skychunk", Some(ByteShuffle), true),
         ("v1_alp.skychunk", Some(Alp), false),
         ("v1_float_for.skychunk", Some(FloatFor), false),
+        ("v1_sparse.skychunk", Some(Sparse), false),
     ]
 };
 
