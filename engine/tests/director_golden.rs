@@ -1,6 +1,6 @@
 //! Compatibility: the committed v1 director index (`golden/director_v1.idx`)
 //! reads back to the entries below, and building those entries reproduces it
-//! byte for byte (pins the layout; docs/spec-director.md shows its bytes).
+//! byte for byte (pins the layout; SPEC.md part 2 shows its bytes).
 //! Regenerate deliberately (a format change needs a new version) with
 //! `SKYSCAN_REGEN_GOLDEN=1 cargo test -p skyscan-engine --test director_golden`.
 

@@ -102,7 +102,7 @@ impl ColumnType {
 }
 
 /// How the values section of a block is encoded; stored as one byte per block.
-/// The byte layout of each encoding is in `docs/spec-format.md`.
+/// The byte layout of each encoding is in `SPEC.md`, part 1.
 #[repr(u8)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Encoding {

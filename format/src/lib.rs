@@ -1,7 +1,7 @@
 //! # skyscan chunk file format, version 1
 //!
 //! One file per (table, chunk): columnar, compressed, checksummed. The
-//! normative byte layout is `docs/spec-format.md`; this crate mirrors it.
+//! normative byte layout is `SPEC.md`, part 1; this crate mirrors it.
 //!
 //! * Bytes only, no I/O. Reading is push-style (sans-IO): the caller fetches
 //!   the last [`TAIL_LEN`] bytes and gives them to [`FileTail::parse`], which

@@ -1,5 +1,5 @@
 //! File structure: header, tail, footer (schema, row groups, block metadata).
-//! Byte layouts are in `docs/spec-format.md`; this module mirrors them.
+//! Byte layouts are in `SPEC.md`, part 1; this module mirrors them.
 
 use std::collections::HashSet;
 use std::ops::Range;

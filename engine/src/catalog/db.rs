@@ -1,5 +1,5 @@
 //! The database handle, the writer ([`Load`]), the publish protocol and cleanup
-//! (docs/spec-catalog.md §4 and §5).
+//! (SPEC.md part 3 §4 and §5).
 
 use std::collections::{BTreeMap, HashSet};
 use std::hash::{BuildHasher, Hasher};
@@ -256,7 +256,7 @@ impl Database {
 
     /// Opens the database at `root`: reads the catalog `CURRENT` names,
     /// checks the spindles' markers, and, when no writer is active, removes
-    /// what interrupted loads left (docs/spec-catalog.md §5).
+    /// what interrupted loads left (SPEC.md part 3 §5).
     pub fn open(root: &Path) -> Result<Database> {
         let root = absolute(root)?;
         let catalog = read_current(&root)?;
@@ -513,7 +513,7 @@ fn publish(root: &Path, catalog: &Catalog, hook: &mut dyn FnMut(CommitStep)) -> 
     Ok(())
 }
 
-/// Removes leftovers (docs/spec-catalog.md §5). Runs under the writer lock,
+/// Removes leftovers (SPEC.md part 3 §5). Runs under the writer lock,
 /// with `current` the catalog `CURRENT` names.
 fn cleanup(shared: &Shared, current: &Catalog) -> Result<()> {
     // 1. Staging areas of loads that did not commit.
@@ -820,7 +820,7 @@ impl Load {
     }
 
     /// Publishes the table, calling `hook` after each [`CommitStep`] (crash
-    /// tests stop the process there). Protocol (docs/spec-catalog.md §4):
+    /// tests stop the process there). Protocol (SPEC.md part 3 §4):
     /// check and fsync every declared file, rename staging to the data
     /// directories, write `catalog.<g>.json`, switch `CURRENT`. An error
     /// before the switch aborts the load and leaves the previous catalog.

@@ -1,5 +1,5 @@
 //! The catalog metadata: serde structs mirroring `catalog.<generation>.json`
-//! (docs/spec-catalog.md §3), their parsing and their invariants.
+//! (SPEC.md part 3 §3), their parsing and their invariants.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -515,7 +515,7 @@ impl Catalog {
         Ok(bytes)
     }
 
-    /// Checks every invariant of docs/spec-catalog.md §3; returns the first violation.
+    /// Checks every invariant of SPEC.md part 3 §3; returns the first violation.
     pub fn validate(&self) -> std::result::Result<(), String> {
         if self.format != CATALOG_FORMAT || self.version != CATALOG_VERSION {
             return Err(format!("format `{}` version {}", self.format, self.version));

@@ -2,7 +2,7 @@
 //! data directories ("spindles"), and atomic publication of loads.
 //!
 //! The layout, the JSON fields and the publish protocol are normative in
-//! `docs/spec-catalog.md`. In short:
+//! `SPEC.md`, part 3. In short:
 //!
 //! * the root holds `CURRENT` (the name of the live catalog file),
 //!   `catalog.<generation>.json` (the whole catalog: databases, tables,

@@ -1,5 +1,5 @@
 //! Byte layout of a director index file, version 1 (normative text:
-//! `docs/spec-director.md`). Bytes only, no I/O: encoders append to a
+//! `SPEC.md`, part 2). Bytes only, no I/O: encoders append to a
 //! `Vec<u8>`, decoders take slices and check every field against the limits
 //! before anything is allocated or indexed.
 //!

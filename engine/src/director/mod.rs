@@ -5,7 +5,7 @@
 //! One file per director table, sorted by key, in blocks of bit-packed
 //! frame-of-reference values with a directory of first keys; CRC-32C on the
 //! header, every block (kept in the directory), the directory and the tail.
-//! The byte layout is normative in `docs/spec-director.md`; [`layout`]
+//! The byte layout is normative in `SPEC.md`, part 2; [`layout`]
 //! mirrors it and does no I/O.
 //!
 //! * [`DirectorIndexBuilder`] takes unsorted triples with a memory budget,
