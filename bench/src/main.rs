@@ -4,6 +4,8 @@
 //! * `format`: size and decode speed of the chunk format per column, against
 //!   the same columns in the same row order written as Parquet by pyarrow
 //!   (snappy, its default, and zstd).
+//! * `load`: load rate from Parquet of a generated Object table, against
+//!   DuckDB and chDB loading the same file into their native tables.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,6 +13,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod format_bench;
+mod load_bench;
 
 /// Benchmarks of skyscan against peers, side by side in one run.
 #[derive(Parser, Debug)]
@@ -24,12 +27,15 @@ struct Cli {
 enum Command {
     /// Chunk format: bytes per column and decode GB/s, against pyarrow Parquet (snappy, zstd).
     Format(format_bench::FormatArgs),
+    /// Load rate from Parquet of a generated Object table, against DuckDB and chDB.
+    Load(load_bench::LoadArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Format(args) => format_bench::run(&args),
+        Command::Load(args) => load_bench::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

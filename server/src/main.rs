@@ -8,7 +8,9 @@ use clap::{Parser, Subcommand};
 
 mod admin;
 mod demo;
+mod r#gen;
 mod import;
+mod load;
 
 /// skyscan: a storage engine and query server for astronomical sky catalogs.
 #[derive(Parser, Debug)]
@@ -57,6 +59,12 @@ enum Command {
         /// The database root directory.
         db: PathBuf,
     },
+    /// Write a synthetic LSST-like table (Object or Source) as TSV or
+    /// Parquet, with its `CREATE TABLE` schema file.
+    Gen(r#gen::GenArgs),
+    /// Load TSV/CSV(.gz) or Parquet files of one table into a database
+    /// (created if absent), published atomically.
+    Load(Box<load::LoadArgs>),
 }
 
 fn main() -> ExitCode {
@@ -71,6 +79,8 @@ fn main() -> ExitCode {
         Command::Info { db } => admin::info(&db),
         Command::Verify { db } => admin::verify(&db),
         Command::ImportQserv { dir, db } => import::import_qserv_command(&dir, &db),
+        Command::Gen(args) => r#gen::run(&args),
+        Command::Load(args) => load::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,6 +5,7 @@
 //! Every failure is an [`IngestError`] value naming the file, the line and
 //! record, and the column; no input reaches a panic.
 
+pub mod parquet;
 pub mod qserv;
 pub mod schema;
 pub mod text;

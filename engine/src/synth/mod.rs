@@ -11,6 +11,7 @@
 //! independent of the number of threads: block `b` of rows always draws from
 //! random stream `b`.
 
+pub mod export;
 mod rng;
 
 pub use rng::Rng;

@@ -1,0 +1,216 @@
+//! `skyscan-bench load`: load rate from Parquet of a generated Object table,
+//! skyscan against DuckDB and chDB (bench/peers/load_peers.py) loading the
+//! same file into their native tables, all with the same thread count, in
+//! one run. Row counts and the sum of one column are checked equal.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use clap::Args;
+use skyscan_engine::catalog::{
+    Database, LoadOptions, Partitioning, TableDef, load_table_in_memory,
+};
+use skyscan_engine::ingest::parquet::{InputOptions, read_input_files};
+use skyscan_engine::ingest::schema::parse_schema_sql;
+use skyscan_engine::synth::export::{schema_sql, write_parquet};
+use skyscan_engine::synth::{ObjectSpec, generate_objects};
+use skyscan_format::ColumnData;
+
+/// Options of `skyscan-bench load`.
+#[derive(Args, Debug)]
+pub struct LoadArgs {
+    /// Object rows (the figure uses 10–20 M).
+    #[arg(long, default_value_t = 2_000_000)]
+    rows: u64,
+    /// Threads for every engine.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Skip the Python peers.
+    #[arg(long)]
+    no_peer: bool,
+    /// Keep the scratch directory.
+    #[arg(long)]
+    keep: bool,
+}
+
+/// The column whose sum is compared across engines.
+const SUM_COLUMN: &str = "nVisits";
+
+fn dir_bytes(path: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    };
+    entries
+        .flatten()
+        .map(|entry| {
+            let path = entry.path();
+            if path.is_dir() {
+                dir_bytes(&path)
+            } else {
+                std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0)
+            }
+        })
+        .sum()
+}
+
+/// Runs the benchmark.
+pub fn run(args: &LoadArgs) -> Result<(), String> {
+    if args.rows == 0 || args.rows > 100_000_000 {
+        return Err("load: --rows must be in 1..=100000000".to_string());
+    }
+    let dir = crate::scratch_dir("load");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let result = run_in(args, &dir);
+    if !args.keep {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    result
+}
+
+fn run_in(args: &LoadArgs, dir: &Path) -> Result<(), String> {
+    let started = Instant::now();
+    let table =
+        generate_objects(&ObjectSpec::with_density(args.rows, 200_000.0, 42), 2).into_table()?;
+    let expected_sum: i64 = match table.column(SUM_COLUMN) {
+        Some(ColumnData::I32(c)) => c.values.iter().map(|&v| i64::from(v)).sum(),
+        _ => return Err(format!("no i32 column {SUM_COLUMN}")),
+    };
+    let parquet = dir.join("Object.parquet");
+    let mut out =
+        BufWriter::with_capacity(1 << 20, File::create(&parquet).map_err(|e| e.to_string())?);
+    write_parquet(&table, &mut out, &mut |_| {})?;
+    drop(out);
+    let sql_text = schema_sql(&table.schema);
+    let raw_bytes = table.raw_bytes();
+    drop(table);
+    let parquet_bytes = std::fs::metadata(&parquet)
+        .map_err(|e| e.to_string())?
+        .len();
+    println!(
+        "Object: {} rows, 27 columns, {raw_bytes} raw bytes; Parquet (ours, snappy) {parquet_bytes} bytes; generated in {:.1} s",
+        args.rows,
+        started.elapsed().as_secs_f64()
+    );
+
+    // skyscan: the whole pipeline of `skyscan load`.
+    let sql = parse_schema_sql(&sql_text, "Object.sql")
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .next()
+        .ok_or("no table in the generated schema")?;
+    let root: PathBuf = dir.join("skyscan-db");
+    let load_started = Instant::now();
+    let table = read_input_files(
+        std::slice::from_ref(&parquet),
+        &sql,
+        &InputOptions {
+            threads: args.threads,
+            ..InputOptions::default()
+        },
+        &|_| {},
+    )
+    .map_err(|e| e.to_string())?;
+    let read_seconds = load_started.elapsed().as_secs_f64();
+    let db = Database::create(&root, &[]).map_err(|e| e.to_string())?;
+    let def = TableDef::director(
+        &table.schema,
+        "objectId",
+        "ra",
+        "decl",
+        Partitioning::qserv_default(),
+        20,
+    );
+    let summary = load_table_in_memory(
+        &db,
+        "bench",
+        def,
+        &table,
+        &LoadOptions {
+            threads: args.threads,
+            ..LoadOptions::default()
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    let seconds = load_started.elapsed().as_secs_f64();
+    let sum: i64 = match table.column(SUM_COLUMN) {
+        Some(ColumnData::I32(c)) => c.values.iter().map(|&v| i64::from(v)).sum(),
+        _ => 0,
+    };
+    drop(table);
+    if summary.rows != args.rows || sum != expected_sum {
+        return Err(format!(
+            "skyscan loaded {} rows, sum {sum}; expected {} and {expected_sum}",
+            summary.rows, args.rows
+        ));
+    }
+    let ours_rate = args.rows as f64 / seconds;
+    let db_bytes = dir_bytes(&root);
+    println!(
+        "{:<8} {:>9} {:>12} {:>10} {:>14} {:>8}",
+        "engine", "seconds", "rows/s", "MB/s", "bytes on disk", "skyscan÷"
+    );
+    println!(
+        "{:<8} {seconds:>9.2} {ours_rate:>12.0} {:>10.0} {db_bytes:>14} {:>8}",
+        "skyscan",
+        parquet_bytes as f64 / seconds / 1e6,
+        "1.00"
+    );
+    println!(
+        "  (skyscan: read Parquet {read_seconds:.2} s, partition + encode + write + index + publish {:.2} s; {} chunks, {} overlap rows; MB/s is of the input Parquet)",
+        seconds - read_seconds,
+        summary.chunks,
+        summary.overlap_rows
+    );
+    if args.no_peer {
+        return Ok(());
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/load_peers.py");
+    let output = Command::new("python3")
+        .arg(&script)
+        .arg(&parquet)
+        .arg(dir)
+        .arg(args.threads.to_string())
+        .arg(SUM_COLUMN)
+        .output()
+        .map_err(|e| format!("python3 {}: {e} (or pass --no-peer)", script.display()))?;
+    if !output.status.success() {
+        return Err(format!(
+            "the load peers failed (run scripts/setup-python.sh, or pass --no-peer):\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let fields: Vec<&str> = line.split('\t').collect();
+        match fields.as_slice() {
+            ["skip", engine, reason] => println!("{engine}: not available ({reason}); skipped"),
+            [engine, version, seconds, rows, sum, bytes] => {
+                let seconds: f64 = seconds.parse().unwrap_or(f64::NAN);
+                let rows: u64 = rows.parse().unwrap_or(0);
+                let sum: i64 = sum.parse::<f64>().map(|s| s as i64).unwrap_or(i64::MIN);
+                let bytes: u64 = bytes.parse().unwrap_or(0);
+                let rate = rows as f64 / seconds;
+                println!(
+                    "{:<8} {seconds:>9.2} {rate:>12.0} {:>10.0} {bytes:>14} {:>8.2}   ({engine} {version})",
+                    engine,
+                    parquet_bytes as f64 / seconds / 1e6,
+                    ours_rate / rate
+                );
+                if rows != args.rows || sum != expected_sum {
+                    return Err(format!(
+                        "{engine} loaded {rows} rows, sum {sum}; expected {} and {expected_sum}",
+                        args.rows
+                    ));
+                }
+            }
+            _ => println!("peer: {line}"),
+        }
+    }
+    println!(
+        "sizes: skyscan DB {db_bytes} bytes, input Parquet {parquet_bytes} bytes ({:.2}×)",
+        db_bytes as f64 / parquet_bytes as f64
+    );
+    Ok(())
+}
