@@ -6,6 +6,7 @@ pub mod chunk_stats;
 pub mod director;
 pub mod ingest;
 pub mod partition;
+pub mod query;
 pub mod scan;
 pub mod storage;
 pub mod synth;
