@@ -6,6 +6,8 @@
 //!   (snappy, its default, and zstd).
 //! * `load`: load rate from Parquet of a generated Object table, against
 //!   DuckDB and chDB loading the same file into their native tables.
+//! * `query`: single queries (filters, aggregates, GROUP BY, top-k, cone
+//!   searches) against DuckDB on the same rows.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,6 +16,7 @@ use clap::{Parser, Subcommand};
 
 mod format_bench;
 mod load_bench;
+mod query_bench;
 
 /// Benchmarks of skyscan against peers, side by side in one run.
 #[derive(Parser, Debug)]
@@ -29,6 +32,8 @@ enum Command {
     Format(format_bench::FormatArgs),
     /// Load rate from Parquet of a generated Object table, against DuckDB and chDB.
     Load(load_bench::LoadArgs),
+    /// Single queries (filters, aggregates, GROUP BY, top-k, cones) against DuckDB.
+    Query(query_bench::QueryArgs),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +41,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Format(args) => format_bench::run(&args),
         Command::Load(args) => load_bench::run(&args),
+        Command::Query(args) => query_bench::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
