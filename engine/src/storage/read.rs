@@ -119,8 +119,25 @@ impl FileData {
         mode: PinMode,
         cancelled: &dyn Fn() -> bool,
     ) -> Result<FileData> {
-        let total = ranges.total_bytes();
-        let mut buffer = memory.acquire(total, mode, cancelled)?;
+        let buffer = memory.acquire(ranges.total_bytes(), mode, cancelled)?;
+        FileData::read_into(backend, file, ranges, buffer)
+    }
+
+    /// Reads `ranges` of `file` into `buffer` (at least
+    /// [`ReadRanges::total_bytes`] long).
+    pub fn read_into(
+        backend: &dyn IoBackend,
+        file: &IoFile,
+        ranges: &ReadRanges,
+        mut buffer: Buffer,
+    ) -> Result<FileData> {
+        if (buffer.len() as u64) < ranges.total_bytes() {
+            return Err(StorageError::InvalidPlan(format!(
+                "a buffer of {} bytes for {} bytes of ranges",
+                buffer.len(),
+                ranges.total_bytes()
+            )));
+        }
         let mut placed = Vec::with_capacity(ranges.ranges.len());
         let mut requests = Vec::with_capacity(ranges.ranges.len());
         let mut rest = buffer.as_mut_slice();
