@@ -6,6 +6,8 @@
 //!   (snappy, its default, and zstd).
 //! * `load`: load rate from Parquet of a generated Object table, against
 //!   DuckDB and chDB loading the same file into their native tables.
+//! * `scan`: shared scans through the convoys (T(K)/T(1), cold scan against
+//!   raw O_DIRECT, lookups under load, memory).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,6 +16,7 @@ use clap::{Parser, Subcommand};
 
 mod format_bench;
 mod load_bench;
+mod scan_bench;
 
 /// Benchmarks of skyscan against peers, side by side in one run.
 #[derive(Parser, Debug)]
@@ -29,6 +32,8 @@ enum Command {
     Format(format_bench::FormatArgs),
     /// Load rate from Parquet of a generated Object table, against DuckDB and chDB.
     Load(load_bench::LoadArgs),
+    /// Shared scans: T(K)/T(1), cold scan vs raw O_DIRECT, lookups under load, memory.
+    Scan(scan_bench::ScanArgs),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +41,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Format(args) => format_bench::run(&args),
         Command::Load(args) => load_bench::run(&args),
+        Command::Scan(args) => scan_bench::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -434,3 +434,67 @@ fn time_and_memory_limits() {
         .unwrap_err();
     assert!(matches!(err, StorageError::Task(_)), "{err}");
 }
+
+#[test]
+fn multi_table_queries_get_tables_in_their_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, table) = database(dir.path(), 10_000, 21);
+    scan_support::load_copy(&db, &table, "Copy");
+    let object = TableHandle::new(&db, "lsst", "Object").unwrap();
+    let copy = TableHandle::new(&db, "lsst", "Copy").unwrap();
+    let orders = [
+        vec![object.clone(), copy.clone()],
+        vec![copy.clone(), object.clone()],
+        vec![object.clone(), object.clone()],
+        vec![copy.clone()],
+    ];
+    let make = |tables: &Vec<TableHandle>| {
+        let mut query = SumQuery::new(tables[0].clone(), vec![0, 1]);
+        query.tables = tables.clone();
+        query
+    };
+    let storage = Storage::new(StorageConfig::default());
+    let references: Vec<_> = orders
+        .iter()
+        .map(|tables| {
+            let query = make(tables);
+            run_plain(&storage, &query, &PlainOptions::default()).unwrap();
+            query.results()
+        })
+        .collect();
+    // Both tables contribute to each chunk.
+    let first = references[0].values().next().unwrap();
+    assert!(first.columns.contains_key(&1000) && first.columns.contains_key(&0));
+    let engine = ScanEngine::new(scan_config());
+    let queries: Vec<_> = orders
+        .iter()
+        .map(|tables| {
+            let query = Arc::new(make(tables));
+            let handle = engine
+                .submit(query.clone(), QueryOptions::default())
+                .unwrap();
+            (query, handle)
+        })
+        .collect();
+    for ((query, handle), expected) in queries.into_iter().zip(references) {
+        handle.wait().unwrap();
+        assert_eq!(query.results(), expected);
+    }
+}
+
+#[test]
+fn dropping_the_engine_fails_running_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, _table) = database(dir.path(), 10_000, 22);
+    let handle = TableHandle::new(&db, "lsst", "Object").unwrap();
+    let engine = ScanEngine::new(scan_config());
+    let mut slow = SumQuery::new(handle, vec![0]);
+    slow.sleep_per_row_group = Duration::from_millis(2);
+    let running = engine
+        .submit(Arc::new(slow), QueryOptions::default())
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    drop(engine);
+    let err = running.wait().unwrap_err();
+    assert!(matches!(err, StorageError::ShuttingDown), "{err}");
+}
