@@ -8,6 +8,8 @@
 //!   DuckDB and chDB loading the same file into their native tables.
 //! * `query`: single queries (filters, aggregates, GROUP BY, top-k, cone
 //!   searches) against DuckDB on the same rows.
+//! * `scan`: shared scans through the convoys (T(K)/T(1), cold scan against
+//!   raw O_DIRECT, lookups under load, memory).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,6 +19,7 @@ use clap::{Parser, Subcommand};
 mod format_bench;
 mod load_bench;
 mod query_bench;
+mod scan_bench;
 
 /// Benchmarks of skyscan against peers, side by side in one run.
 #[derive(Parser, Debug)]
@@ -34,6 +37,8 @@ enum Command {
     Load(load_bench::LoadArgs),
     /// Single queries (filters, aggregates, GROUP BY, top-k, cones) against DuckDB.
     Query(query_bench::QueryArgs),
+    /// Shared scans: T(K)/T(1), cold scan vs raw O_DIRECT, lookups under load, memory.
+    Scan(scan_bench::ScanArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +47,7 @@ fn main() -> ExitCode {
         Command::Format(args) => format_bench::run(&args),
         Command::Load(args) => load_bench::run(&args),
         Command::Query(args) => query_bench::run(&args),
+        Command::Scan(args) => scan_bench::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

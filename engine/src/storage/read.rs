@@ -103,7 +103,7 @@ impl ReadRanges {
 #[derive(Debug)]
 pub struct FileData {
     buffer: Buffer,
-    /// `(file offset, len, buffer offset)`, sorted by file offset.
+    /// `(file offset, len, buffer offset)` spans, sorted by file offset.
     ranges: Vec<(u64, u64, usize)>,
     /// What the read cost.
     pub stats: ReadStats,
@@ -119,8 +119,25 @@ impl FileData {
         mode: PinMode,
         cancelled: &dyn Fn() -> bool,
     ) -> Result<FileData> {
-        let total = ranges.total_bytes();
-        let mut buffer = memory.acquire(total, mode, cancelled)?;
+        let buffer = memory.acquire(ranges.total_bytes(), mode, cancelled)?;
+        FileData::read_into(backend, file, ranges, buffer)
+    }
+
+    /// Reads `ranges` of `file` into `buffer` (at least
+    /// [`ReadRanges::total_bytes`] long).
+    pub fn read_into(
+        backend: &dyn IoBackend,
+        file: &IoFile,
+        ranges: &ReadRanges,
+        mut buffer: Buffer,
+    ) -> Result<FileData> {
+        if (buffer.len() as u64) < ranges.total_bytes() {
+            return Err(StorageError::InvalidPlan(format!(
+                "a buffer of {} bytes for {} bytes of ranges",
+                buffer.len(),
+                ranges.total_bytes()
+            )));
+        }
         let mut placed = Vec::with_capacity(ranges.ranges.len());
         let mut requests = Vec::with_capacity(ranges.ranges.len());
         let mut rest = buffer.as_mut_slice();
@@ -128,7 +145,17 @@ impl FileData {
         for &(offset, len) in &ranges.ranges {
             let (head, tail) = rest.split_at_mut(len as usize);
             requests.push(ReadRequest { offset, buf: head });
-            placed.push((offset, len, at));
+            // Pieces of one split range are adjacent in the file and in the
+            // buffer: keep them as one span so a block may straddle them.
+            match placed.last_mut() {
+                Some((last_offset, last_len, last_at))
+                    if *last_offset + *last_len == offset
+                        && *last_at + *last_len as usize == at =>
+                {
+                    *last_len += len;
+                }
+                _ => placed.push((offset, len, at)),
+            }
             at += len as usize;
             rest = tail;
         }
@@ -215,5 +242,81 @@ impl LoadedFile {
         decoder
             .decode_into(&block, bytes, out)
             .map_err(|e| StorageError::from_format(&self.path, self.chunk_id, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::{MemoryConfig, MlockPolicy, PreadBackend};
+    use skyscan_format::{
+        ChunkWriter, ColumnSchema, ColumnType, PrimitiveColumn, TableSchema, WriterOptions,
+    };
+
+    /// A block larger than the request size straddles two requests.
+    #[test]
+    fn blocks_straddling_split_requests_are_found() {
+        let schema = TableSchema::new("t", vec![ColumnSchema::new("x", ColumnType::F64, false)]);
+        let mut writer = ChunkWriter::new(schema, 7, WriterOptions::default()).unwrap();
+        let values: Vec<f64> = (0..100_000).map(|i| (i as f64).sin() * 1e6).collect();
+        writer
+            .add_row_group(
+                0,
+                false,
+                &[ColumnData::F64(PrimitiveColumn::new(values.clone()))],
+            )
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.skychunk");
+        let mut file = std::fs::File::create(&path).unwrap();
+        writer.finish(&mut file).unwrap();
+        let footer = Arc::new(
+            crate::storage::read_footer(
+                &std::fs::File::open(&path).unwrap(),
+                &path,
+                std::fs::metadata(&path).unwrap().len(),
+                7,
+            )
+            .unwrap(),
+        );
+        let wants = [ColumnWant {
+            column: 0,
+            row_groups: vec![0],
+        }];
+        let options = RangeOptions {
+            max_gap_bytes: 0,
+            max_request_bytes: 8192,
+        };
+        let ranges = ReadRanges::plan(&footer, &wants, options).unwrap();
+        assert!(ranges.ranges.len() > 10);
+        let memory = MemoryManager::new(MemoryConfig {
+            budget_bytes: 16 << 20,
+            mlock: MlockPolicy::Off,
+        });
+        let backend = PreadBackend;
+        let io_file = backend.open(&path).unwrap();
+        let data = FileData::read(
+            &backend,
+            &io_file,
+            &ranges,
+            &memory,
+            PinMode::Required,
+            &|| false,
+        )
+        .unwrap();
+        let loaded = LoadedFile {
+            footer,
+            data,
+            path,
+            chunk_id: 7,
+        };
+        let mut slot = None;
+        loaded
+            .decode(0, 0, &mut BlockDecoder::new(), &mut slot)
+            .unwrap();
+        match slot {
+            Some(ColumnData::F64(column)) => assert_eq!(column.values, values),
+            other => panic!("{other:?}"),
+        }
     }
 }

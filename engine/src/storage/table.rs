@@ -133,6 +133,16 @@ impl TableHandle {
         }))
     }
 
+    /// The data directory of spindle `spindle` (the disk's identity for the
+    /// convoys); the root for an out-of-range index.
+    pub fn spindle_path(&self, spindle: u32) -> PathBuf {
+        self.db
+            .spindle_paths()
+            .get(spindle as usize)
+            .cloned()
+            .unwrap_or_else(|| self.db.root().to_path_buf())
+    }
+
     /// Number of data directories of the database.
     pub fn spindle_count(&self) -> usize {
         self.db.spindle_paths().len()

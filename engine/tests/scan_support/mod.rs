@@ -177,7 +177,8 @@ struct SumTask {
     sleep: Duration,
     fail: bool,
     result: ChunkResult,
-    last_row_group: Option<usize>,
+    /// Last (table, row group) delivered: deliveries must increase.
+    last: Option<(usize, usize)>,
 }
 
 impl ChunkTask for SumTask {
@@ -190,17 +191,19 @@ impl ChunkTask for SumTask {
         })
     }
 
-    fn row_group(&mut self, _table: usize, batch: &RowGroupBatch<'_>) -> Result<(), StorageError> {
+    fn row_group(&mut self, table: usize, batch: &RowGroupBatch<'_>) -> Result<(), StorageError> {
+        let _table = table;
         if self.fail {
             return Err(StorageError::task(format!(
                 "task of chunk {} failed",
                 self.chunk_id
             )));
         }
-        if let Some(last) = self.last_row_group {
-            assert!(batch.index > last, "row groups out of order");
+        let now = (_table, batch.index);
+        if let Some(last) = self.last {
+            assert!(now > last, "delivery out of order: {last:?} then {now:?}");
         }
-        self.last_row_group = Some(batch.index);
+        self.last = Some(now);
         if !self.sleep.is_zero() {
             std::thread::sleep(self.sleep);
         }
@@ -209,7 +212,13 @@ impl ChunkTask for SumTask {
         for &column in &self.columns {
             let data = batch.column(column)?;
             assert_eq!(data.len(), batch.row_count());
-            add_column(data, self.result.columns.entry(column).or_default());
+            add_column(
+                data,
+                self.result
+                    .columns
+                    .entry(table * 1000 + column)
+                    .or_default(),
+            );
         }
         Ok(())
     }
@@ -232,7 +241,7 @@ impl ScanQuery for SumQuery {
             sleep: self.sleep_per_row_group,
             fail: self.fail_at_chunk == Some(chunk_id),
             result: ChunkResult::default(),
-            last_row_group: None,
+            last: None,
         }))
     }
 
@@ -245,6 +254,27 @@ impl ScanQuery for SumQuery {
         }
         Ok(())
     }
+}
+
+/// `table` under another name (a second table with the same rows).
+pub fn renamed(table: &Table, name: &str) -> Table {
+    let mut schema = table.schema.clone();
+    schema.name = name.to_string();
+    Table::new(schema, table.columns.clone()).unwrap()
+}
+
+/// Loads `table` as another director table of `lsst`.
+pub fn load_copy(db: &Database, table: &Table, name: &str) {
+    let copy = renamed(table, name);
+    let def = TableDef::director(
+        &copy.schema,
+        "objectId",
+        "ra",
+        "decl",
+        Partitioning::qserv_default(),
+        15,
+    );
+    load_table_in_memory(db, "lsst", def, &copy, &LoadOptions::default()).unwrap();
 }
 
 /// Expected (rows, per column (non-null count, integer sum)) of `table`'s columns.
