@@ -49,6 +49,7 @@ def main():
                 "ms": times,
                 "rows": [[None if v is None else (float(v) if isinstance(v, (int, float)) else str(v)) for v in r] for r in rows[:100000]],
                 "row_count": len(rows),
+                "sum_first": float(sum(r[0] for r in rows if isinstance(r[0], (int, float)))) if rows else 0.0,
             }
         results[query["name"]] = per_threads
     print(json.dumps({"version": duckdb.__version__, "load_s": load_s, "results": results}))

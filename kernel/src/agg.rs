@@ -18,7 +18,7 @@ use crate::error::{KernelError, Result};
 use crate::eval::eval;
 use crate::expr::{AggFunc, Expr};
 use crate::hash::{FxHashMap, FxHashSet};
-use crate::value::{DataType, compare_text_ci};
+use crate::value::{DataType, Datum, compare_text_ci};
 
 /// One aggregate of a query.
 #[derive(Debug, Clone, PartialEq)]
@@ -117,13 +117,32 @@ pub fn canonical_f64_bits(value: f64) -> u64 {
 enum GroupMap {
     /// No GROUP BY: one group.
     Single,
-    /// One integer key.
-    Int {
-        map: FxHashMap<i64, u32>,
+    /// One numeric key, as a 64-bit word (integers as they are, doubles by
+    /// their canonical bits), with a one-entry cache: rows arrive sorted by
+    /// position, so keys like `FLOOR(decl)` come in long runs.
+    Word {
+        map: FxHashMap<u64, u32>,
         null_group: Option<u32>,
+        last: Option<(u64, u32)>,
     },
     /// Anything else: encoded keys.
     Encoded(FxHashMap<Box<[u8]>, u32>),
+}
+
+/// The 64-bit words of a numeric key column.
+enum KeyWords<'a> {
+    Int(Cow<'a, [i64]>),
+    Float(Cow<'a, [f64]>),
+}
+
+impl KeyWords<'_> {
+    #[inline]
+    fn get(&self, row: usize) -> u64 {
+        match self {
+            KeyWords::Int(v) => v[row] as u64,
+            KeyWords::Float(v) => canonical_f64_bits(v[row]),
+        }
+    }
 }
 
 /// The accumulators of one aggregate over all groups.
@@ -285,9 +304,10 @@ impl Aggregator {
         let key_types: Vec<DataType> = keys.iter().map(Expr::data_type).collect();
         let map = match key_types.as_slice() {
             [] => GroupMap::Single,
-            [t] if t.is_integer() => GroupMap::Int {
+            [t] if t.is_integer() || t.is_float() => GroupMap::Word {
                 map: FxHashMap::default(),
                 null_group: None,
+                last: None,
             },
             _ => GroupMap::Encoded(FxHashMap::default()),
         };
@@ -340,9 +360,16 @@ impl Aggregator {
         let mut groups = self.groups;
         match &mut self.map {
             GroupMap::Single => ids.resize(rows.len(), 0),
-            GroupMap::Int { map, null_group } => {
+            GroupMap::Word {
+                map,
+                null_group,
+                last,
+            } => {
                 let column = key_columns[0];
-                let values = i64_values(column)?;
+                let words = match column {
+                    ColumnData::F32(_) | ColumnData::F64(_) => KeyWords::Float(f64_values(column)),
+                    other => KeyWords::Int(i64_values(other)?),
+                };
                 let validity = column.validity();
                 for &row in rows {
                     let row_index = row as usize;
@@ -353,11 +380,19 @@ impl Aggregator {
                             (groups - 1) as u32
                         })
                     } else {
-                        *map.entry(values[row_index]).or_insert_with(|| {
-                            new_rows.push(row);
-                            groups += 1;
-                            (groups - 1) as u32
-                        })
+                        let word = words.get(row_index);
+                        match last {
+                            Some((w, id)) if *w == word => *id,
+                            _ => {
+                                let id = *map.entry(word).or_insert_with(|| {
+                                    new_rows.push(row);
+                                    groups += 1;
+                                    (groups - 1) as u32
+                                });
+                                *last = Some((word, id));
+                                id
+                            }
+                        }
                     };
                     ids.push(id);
                 }
@@ -409,21 +444,30 @@ impl Aggregator {
         if rows.is_empty() {
             return Ok(());
         }
-        let key_values: Vec<ColumnData> = self
-            .keys
-            .iter()
+        // Columns stay borrowed from the batch; only constants are materialized.
+        let key_values: Vec<Datum<'_>> = self.keys.iter().map(|key| eval(key, batch)).collect::<Result<_>>()?;
+        let key_columns: Vec<Cow<'_, ColumnData>> = key_values
+            .into_iter()
             .zip(&self.key_types)
-            .map(|(key, &t)| Ok(eval(key, batch)?.into_column(t, batch.rows)))
-            .collect::<Result<_>>()?;
-        let key_refs: Vec<&ColumnData> = key_values.iter().collect();
-        let ids = self.group_ids(&key_refs, rows)?;
+            .map(|(datum, &t)| as_column(datum, t, batch.rows))
+            .collect();
+        let key_refs: Vec<&ColumnData> = key_columns.iter().map(|c| c.as_ref()).collect();
+        let ids = if matches!(self.map, GroupMap::Single) {
+            None
+        } else {
+            Some(self.group_ids(&key_refs, rows)?)
+        };
         for (index, spec) in self.specs.iter().enumerate() {
-            let args: Vec<ColumnData> = spec
+            let args: Vec<Cow<'_, ColumnData>> = spec
                 .args
                 .iter()
-                .map(|arg| Ok(eval(arg, batch)?.into_column(arg.data_type(), batch.rows)))
+                .map(|arg| Ok(as_column(eval(arg, batch)?, arg.data_type(), batch.rows)))
                 .collect::<Result<_>>()?;
-            let added = update_acc(&mut self.accs[index], &args, rows, &ids)?;
+            let arg_refs: Vec<&ColumnData> = args.iter().map(|c| c.as_ref()).collect();
+            let added = match &ids {
+                Some(ids) => update_acc(&mut self.accs[index], &arg_refs, rows, ids)?,
+                None => update_single(&mut self.accs[index], &arg_refs, rows)?,
+            };
             self.distinct_values += added;
         }
         if self.distinct_values > self.limits.max_distinct_values {
@@ -433,6 +477,30 @@ impl Aggregator {
             )));
         }
         Ok(())
+    }
+
+    /// Adds `rows` rows that all count (COUNT(*) of an ungrouped
+    /// aggregation whose only aggregates are COUNT(*)), without evaluating
+    /// anything per row.
+    pub fn add_counted_rows(&mut self, rows: u64) -> Result<()> {
+        if !self.counts_only() {
+            return Err(KernelError::Internal("add_counted_rows on a general aggregation".to_string()));
+        }
+        for acc in &mut self.accs {
+            if let Acc::Count(counts) = acc {
+                counts[0] += i64::try_from(rows).unwrap_or(i64::MAX);
+            }
+        }
+        Ok(())
+    }
+
+    /// True for an ungrouped aggregation of COUNT(*) only.
+    pub fn counts_only(&self) -> bool {
+        matches!(self.map, GroupMap::Single)
+            && self
+                .specs
+                .iter()
+                .all(|s| s.func == AggFunc::Count && s.args.is_empty() && !s.distinct)
     }
 
     /// Merges another partial state (same keys and aggregates) into this one.
@@ -469,12 +537,90 @@ impl Aggregator {
     }
 }
 
+/// A datum as a column: borrowed when it is one, a constant repeated otherwise.
+fn as_column<'a>(datum: Datum<'a>, data_type: DataType, rows: usize) -> Cow<'a, ColumnData> {
+    match datum {
+        Datum::Column(column) => column,
+        scalar => Cow::Owned(scalar.into_column(data_type, rows)),
+    }
+}
+
+/// [`update_acc`] for the single group of an ungrouped aggregation: the
+/// same arithmetic without a group id per row, on the column's own type.
+fn update_single(acc: &mut Acc, args: &[&ColumnData], rows: &[u32]) -> Result<usize> {
+    macro_rules! fold {
+        ($values:expr, $validity:expr, $init:expr, $f:expr) => {{
+            let values = $values;
+            let mut state = $init;
+            let mut count = 0i64;
+            match $validity {
+                None => {
+                    for &row in rows {
+                        state = $f(state, values[row as usize]);
+                    }
+                    count = rows.len() as i64;
+                }
+                Some(v) => {
+                    for &row in rows {
+                        if v.get(row as usize) {
+                            state = $f(state, values[row as usize]);
+                            count += 1;
+                        }
+                    }
+                }
+            }
+            (state, count)
+        }};
+    }
+    match (acc, args.first()) {
+        (Acc::Count(counts), None) => counts[0] += rows.len() as i64,
+        (Acc::SumFloat { sums, counts }, Some(column)) => {
+            let (sum, count) = match column {
+                ColumnData::F32(c) => fold!(&c.values, c.validity.as_ref(), 0.0f64, |s: f64, v: f32| s + f64::from(v)),
+                ColumnData::F64(c) => fold!(&c.values, c.validity.as_ref(), 0.0f64, |s: f64, v: f64| s + v),
+                other => {
+                    let values = f64_values(other);
+                    fold!(&values, other.validity(), 0.0f64, |s: f64, v: f64| s + v)
+                }
+            };
+            sums[0] += sum;
+            counts[0] += count;
+        }
+        (Acc::MinMaxFloat { values, counts, max }, Some(column)) => {
+            let max = *max;
+            let pick = |best: f64, v: f64| {
+                // NaN (which MySQL cannot store) is skipped like NULL.
+                if v.is_nan() || (!best.is_nan() && ((max && v <= best) || (!max && v >= best))) { best } else { v }
+            };
+            let (best, count) = match column {
+                ColumnData::F32(c) => fold!(&c.values, c.validity.as_ref(), f64::NAN, |b: f64, v: f32| pick(b, f64::from(v))),
+                ColumnData::F64(c) => fold!(&c.values, c.validity.as_ref(), f64::NAN, |b: f64, v: f64| pick(b, v)),
+                other => {
+                    let input = f64_values(other);
+                    fold!(&input, other.validity(), f64::NAN, |b: f64, v: f64| pick(b, v))
+                }
+            };
+            if !best.is_nan() {
+                if counts[0] == 0 || values[0].is_nan() || (max && best > values[0]) || (!max && best < values[0]) {
+                    values[0] = best;
+                }
+                counts[0] += count;
+            }
+        }
+        (acc, _) => {
+            let ids = vec![0u32; rows.len()];
+            return update_acc(acc, args, rows, &ids);
+        }
+    }
+    Ok(0)
+}
+
 fn valid_at(column: &ColumnData, row: usize) -> bool {
     column.validity().is_none_or(|v| v.get(row))
 }
 
 /// Updates one accumulator; returns the number of distinct values added.
-fn update_acc(acc: &mut Acc, args: &[ColumnData], rows: &[u32], ids: &[u32]) -> Result<usize> {
+fn update_acc(acc: &mut Acc, args: &[&ColumnData], rows: &[u32], ids: &[u32]) -> Result<usize> {
     let arg = args.first();
     match acc {
         Acc::Count(counts) => match arg {
@@ -606,8 +752,7 @@ fn update_acc(acc: &mut Acc, args: &[ColumnData], rows: &[u32], ids: &[u32]) -> 
             }
         }
         Acc::Distinct(sets) => {
-            let refs: Vec<&ColumnData> = args.iter().collect();
-            let encoder = KeyEncoder::new(&refs)?;
+            let encoder = KeyEncoder::new(args)?;
             let mut added = 0;
             let mut scratch = Vec::new();
             for (&row, &g) in rows.iter().zip(ids) {

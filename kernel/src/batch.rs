@@ -84,14 +84,44 @@ pub fn and_validity(a: Option<&Bitmap>, b: Option<&Bitmap>) -> Option<Bitmap> {
     }
 }
 
+/// Packs 8 bytes that are each 0 or 1 into the 8 low bits of a byte (byte
+/// `i` → bit `i`): one multiply gathers the low bit of every byte into the
+/// top byte.
+#[inline(always)]
+fn pack8(bytes: [u8; 8]) -> u64 {
+    (u64::from_le_bytes(bytes).wrapping_mul(0x0102_0408_1020_4080)) >> 56
+}
+
+/// Packs 64 truth bytes (0 or 1) into a word.
+#[inline(always)]
+fn pack64(bytes: &[u8; 64]) -> u64 {
+    let mut word = 0u64;
+    for (index, eight) in bytes.chunks_exact(8).enumerate() {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(eight);
+        word |= pack8(b) << (8 * index);
+    }
+    word
+}
+
 /// Builds a bitmap of `values.len()` bits from a predicate, 64 rows at a
-/// time (the shape the compiler turns into vector compares and mask moves).
+/// time: the predicate fills 64 bytes (a loop the compiler turns into vector
+/// compares), then a multiply per 8 bytes packs them.
 #[inline]
 pub fn bitmap_from_fn<T: Copy>(values: &[T], predicate: impl Fn(T) -> bool) -> Bitmap {
     let mut words = Vec::with_capacity(values.len().div_ceil(64));
-    for chunk in values.chunks(64) {
+    let mut chunks = values.chunks_exact(64);
+    let mut bytes = [0u8; 64];
+    for chunk in &mut chunks {
+        for (byte, &value) in bytes.iter_mut().zip(chunk) {
+            *byte = u8::from(predicate(value));
+        }
+        words.push(pack64(&bytes));
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
         let mut word = 0u64;
-        for (bit, &value) in chunk.iter().enumerate() {
+        for (bit, &value) in rest.iter().enumerate() {
             word |= u64::from(predicate(value)) << bit;
         }
         words.push(word);
@@ -108,7 +138,17 @@ pub fn bitmap_from_fn2<A: Copy, B: Copy>(
 ) -> Bitmap {
     debug_assert_eq!(left.len(), right.len());
     let mut words = Vec::with_capacity(left.len().div_ceil(64));
-    for (l, r) in left.chunks(64).zip(right.chunks(64)) {
+    let mut bytes = [0u8; 64];
+    let mut l_chunks = left.chunks_exact(64);
+    let mut r_chunks = right.chunks_exact(64);
+    for (l, r) in (&mut l_chunks).zip(&mut r_chunks) {
+        for ((byte, &a), &b) in bytes.iter_mut().zip(l).zip(r) {
+            *byte = u8::from(predicate(a, b));
+        }
+        words.push(pack64(&bytes));
+    }
+    let (l, r) = (l_chunks.remainder(), r_chunks.remainder());
+    if !l.is_empty() {
         let mut word = 0u64;
         for (bit, (&a, &b)) in l.iter().zip(r).enumerate() {
             word |= u64::from(predicate(a, b)) << bit;
@@ -130,5 +170,13 @@ mod tests {
         assert_eq!(selection_of(&bitmap), expected);
         let from_fn = bitmap_from_fn(&(0..200).collect::<Vec<i32>>(), |i| i % 3 == 0 || i == 199);
         assert_eq!(from_fn, bitmap);
+        let ints: Vec<i32> = (0..200).collect();
+        let from_fn2 = bitmap_from_fn2(&ints, &ints, |a, b| a == b && (a % 3 == 0 || a == 199));
+        assert_eq!(from_fn2, bitmap);
+        for len in [0usize, 1, 63, 64, 65, 128, 130] {
+            let bits: Vec<bool> = (0..len).map(|i| (i * 7) % 5 < 2).collect();
+            let packed = bitmap_from_fn(&bits, |b| b);
+            assert_eq!(packed, Bitmap::from_bools(&bits), "len {len}");
+        }
     }
 }

@@ -361,6 +361,18 @@ impl Task {
             chunk_id: self.chunk_id,
             sub_chunk_id: batch.meta.sub_chunk_id as i32,
         };
+        // COUNT(*) only: count the filter's bits, no selection vector.
+        if let Some(ChunkOut::Agg(agg)) = self.out.as_mut()
+            && matches!(program.shape, Shape::Single { .. })
+            && agg.counts_only()
+        {
+            let counted = match &program.plan.tables[scope_table].filter {
+                None => rows as u64,
+                Some(filter) => eval_filter(filter, &kernel_batch)?.count_ones() as u64,
+            };
+            agg.add_counted_rows(counted)?;
+            return Ok(());
+        }
         let selection = Task::filter_rows(&program, scope_table, &kernel_batch)?;
         if selection.as_ref().is_some_and(Vec::is_empty) {
             return Ok(());
@@ -370,7 +382,7 @@ impl Task {
                 Some(ChunkOut::Agg(agg)) => agg.update(&kernel_batch, selection.as_deref())?,
                 Some(ChunkOut::Rows(columns)) => {
                     let compacted;
-                    let input = match &selection {
+                    let mut input = match &selection {
                         Some(sel) if sel.len() < rows => {
                             compacted = compact(batch.columns, needed, sel)?;
                             Batch {
@@ -381,12 +393,33 @@ impl Task {
                         }
                         _ => kernel_batch,
                     };
+                    // ORDER BY … LIMIT k: only this row group's best k go on.
+                    let best;
+                    if let Some(k) = program.chunk_top
+                        && input.rows > k
+                    {
+                        let order_exprs: Vec<Expr> =
+                            program.plan.order.iter().map(|&(index, _)| exprs[index].clone()).collect();
+                        let key_columns = project(&order_exprs, &input)?;
+                        let keys = key_columns
+                            .iter()
+                            .zip(&program.plan.order)
+                            .map(|(column, &(_, descending))| SortKey::new(column, descending))
+                            .collect::<Result<Vec<_>, _>>()?;
+                        let top = sorted_indices(&keys, input.rows, Some(k));
+                        best = compact(input.columns, needed, &top)?;
+                        input = Batch {
+                            columns: &best,
+                            rows: top.len(),
+                            ..input
+                        };
+                    }
                     let projected = project(exprs, &input)?;
                     for (column, new) in columns.iter_mut().zip(&projected) {
                         append_rows(column, new, None)?;
                     }
                     if let Some(k) = program.chunk_top
-                        && columns.first().map_or(0, ColumnData::len) > k.max(4096) * 2
+                        && columns.first().map_or(0, ColumnData::len) > k.max(1024) * 4
                     {
                         *columns = top_rows(std::mem::take(columns), &program.plan.order, k)?;
                     }
