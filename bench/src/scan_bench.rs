@@ -58,10 +58,10 @@ pub struct ScanArgs {
     /// objectId lookups per latency measurement.
     #[arg(long, default_value_t = 300)]
     lookups: usize,
-    /// Nice value of the convoy threads (the engine's default is 5, which
+    /// Nice value of the convoy threads (the engine's default is 10, which
     /// lets interactive queries go first; on a machine shared with other
     /// work, niced threads also yield to it).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 10)]
     nice: i32,
     /// Largest K for which the queries are also run one after another.
     #[arg(long, default_value_t = 16)]

@@ -63,7 +63,7 @@ impl Default for EngineConfig {
             ],
             wave_bytes: 16 << 20,
             max_wave_row_groups: 64,
-            convoy_nice: 5,
+            convoy_nice: 10,
         }
     }
 }
