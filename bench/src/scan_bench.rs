@@ -58,10 +58,10 @@ pub struct ScanArgs {
     /// objectId lookups per latency measurement.
     #[arg(long, default_value_t = 300)]
     lookups: usize,
-    /// Nice value of the convoy threads (the engine's default is 5, which
+    /// Nice value of the convoy threads (the engine's default is 10, which
     /// lets interactive queries go first; on a machine shared with other
     /// work, niced threads also yield to it).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 10)]
     nice: i32,
     /// Largest K for which the queries are also run one after another.
     #[arg(long, default_value_t = 16)]
@@ -84,30 +84,49 @@ impl Agg {
     }
 }
 
-/// Count and sum of the values above `threshold`, nulls excluded.
-fn count_sum_above_f32(values: &[f32], valid: Option<&[u64]>, threshold: f32) -> (u64, f64) {
-    let mut count = 0u64;
-    let mut sum = 0f64;
-    for (row, &value) in values.iter().enumerate() {
-        let present = valid.is_none_or(|words| (words[row / 64] >> (row % 64)) & 1 == 1);
-        let hit = present & (value > threshold);
-        count += u64::from(hit);
-        sum += if hit { f64::from(value) } else { 0.0 };
+/// Count and sum of the values above `threshold`, nulls excluded. Eight
+/// independent accumulators so the additions are not one dependency chain.
+fn count_sum_above<T: Copy + Into<f64> + PartialOrd>(
+    values: &[T],
+    valid: Option<&[u64]>,
+    threshold: T,
+) -> (u64, f64) {
+    let mut counts = [0u64; 8];
+    let mut sums = [0f64; 8];
+    match valid {
+        None => {
+            let mut lanes = values.chunks_exact(8);
+            for lane in &mut lanes {
+                for k in 0..8 {
+                    let hit = lane[k] > threshold;
+                    counts[k] += u64::from(hit);
+                    sums[k] += if hit { lane[k].into() } else { 0.0 };
+                }
+            }
+            for (k, &value) in lanes.remainder().iter().enumerate() {
+                let hit = value > threshold;
+                counts[k] += u64::from(hit);
+                sums[k] += if hit { value.into() } else { 0.0 };
+            }
+        }
+        Some(words) => {
+            for (row, &value) in values.iter().enumerate() {
+                let present = (words[row / 64] >> (row % 64)) & 1 == 1;
+                let hit = present & (value > threshold);
+                counts[row % 8] += u64::from(hit);
+                sums[row % 8] += if hit { value.into() } else { 0.0 };
+            }
+        }
     }
-    (count, sum)
+    (counts.iter().sum(), sums.iter().sum())
 }
 
-/// As [`count_sum_above_f32`] for f64.
+fn count_sum_above_f32(values: &[f32], valid: Option<&[u64]>, threshold: f32) -> (u64, f64) {
+    count_sum_above(values, valid, threshold)
+}
+
 fn count_sum_above_f64(values: &[f64], valid: Option<&[u64]>, threshold: f64) -> (u64, f64) {
-    let mut count = 0u64;
-    let mut sum = 0f64;
-    for (row, &value) in values.iter().enumerate() {
-        let present = valid.is_none_or(|words| (words[row / 64] >> (row % 64)) & 1 == 1);
-        let hit = present & (value > threshold);
-        count += u64::from(hit);
-        sum += if hit { value } else { 0.0 };
-    }
-    (count, sum)
+    count_sum_above(values, valid, threshold)
 }
 
 /// As [`count_sum_above_f32`] for integers.

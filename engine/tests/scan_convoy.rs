@@ -68,7 +68,12 @@ fn random_arrivals_see_every_chunk_exactly_once() {
     let chunks = handle.entry().chunks.len();
     assert!(chunks >= 6, "{chunks} chunks");
     for seed in [1u64, 2, 3] {
-        let engine = ScanEngine::new(scan_config());
+        // Seed 2 processes one chunk at a time on both threads (the
+        // wave-parallel path); the others one chunk per thread.
+        let engine = ScanEngine::new(EngineConfig {
+            chunk_parallelism: if seed == 2 { 1 } else { 2 },
+            ..scan_config()
+        });
         let mut rng = Lcg(seed);
         let mut running = Vec::new();
         for index in 0..12 {

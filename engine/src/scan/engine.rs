@@ -21,8 +21,15 @@ const MAX_FINISHED_SHOWN: usize = 256;
 pub struct EngineConfig {
     /// Storage: backends, memory budget, footer cache.
     pub storage: StorageConfig,
-    /// Decode/task workers per convoy, and threads of an interactive query.
+    /// Threads per convoy for decoding and tasks, and threads of an
+    /// interactive query.
     pub workers: usize,
+    /// Chunks a convoy processes at once (each with `workers /
+    /// chunk_parallelism` threads). Default: `workers`, one thread per
+    /// chunk, which keeps every core busy even when one query's task is the
+    /// bottleneck; 1 processes one chunk at a time on all threads (less
+    /// memory, shorter latency per chunk).
+    pub chunk_parallelism: usize,
     /// A query touching fewer chunks than this is interactive (BRIEF §4: 10).
     pub interactive_max_chunks: usize,
     /// Concurrent queries per class (index [`ScanClass::index`]); more wait
@@ -44,6 +51,7 @@ impl Default for EngineConfig {
         EngineConfig {
             storage: StorageConfig::default(),
             workers: 2,
+            chunk_parallelism: 2,
             interactive_max_chunks: 10,
             class_limits: [128, 64, 64, 32, 32],
             boot_after: [
@@ -55,7 +63,7 @@ impl Default for EngineConfig {
             ],
             wave_bytes: 16 << 20,
             max_wave_row_groups: 64,
-            convoy_nice: 5,
+            convoy_nice: 10,
         }
     }
 }
@@ -430,7 +438,8 @@ impl Inner {
             Arc::clone(disk_lock),
             Arc::clone(&self.storage),
             ConvoyConfig {
-                workers: self.config.workers,
+                processors: self.config.chunk_parallelism.clamp(1, 64),
+                workers: (self.config.workers / self.config.chunk_parallelism.max(1)).max(1),
                 wave_bytes: self.config.wave_bytes,
                 max_wave_row_groups: self.config.max_wave_row_groups.max(1),
                 boot_after: self.config.boot_after,

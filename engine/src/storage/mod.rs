@@ -144,3 +144,36 @@ impl Storage {
         &self.backend_report
     }
 }
+
+/// One line on how scans will read on this machine, for `skyscan info` and
+/// logs: the backend `BackendChoice::Auto` picks (io_uring probed now) and
+/// the `mlock` limit.
+pub fn describe_environment() -> String {
+    let backend = match UringBackend::new(UringOptions::default()) {
+        Ok(uring) => uring.name(),
+        Err(err) => format!("pread (io_uring unavailable: {err})"),
+    };
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit) };
+    let memlock = if rc != 0 {
+        "unknown".to_string()
+    } else if limit.rlim_cur == libc::RLIM_INFINITY {
+        "unlimited".to_string()
+    } else {
+        format!("{} MiB", limit.rlim_cur >> 20)
+    };
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    format!(
+        "scan I/O: {backend}; mlock limit (RLIMIT_MEMLOCK): {memlock}{}",
+        if root {
+            " (root: CAP_IPC_LOCK lifts it)"
+        } else {
+            ""
+        }
+    )
+}
