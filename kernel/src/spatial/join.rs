@@ -50,12 +50,11 @@ pub const MAX_JOIN_ROWS: usize = (1 << 31) - 1;
 /// "No row": the value of `same_row` entries for A rows absent from B.
 pub const NO_ROW: u32 = u32::MAX;
 
-/// RA quantization of the sort keys: 2^20 steps per degree (~3.4 mas).
-const RA_STEPS_PER_DEG: f64 = 1_048_576.0;
+/// RA quantization of the sort keys: 2^16 steps per degree (0.055″). The
+/// windows are widened by two steps, so this only costs a few candidates.
+const RA_STEPS_PER_DEG: f64 = 65_536.0;
 /// Flag on a B row index: this entry is an RA ± 360 copy.
 const COPY_FLAG: u32 = 1 << 31;
-/// Chord tests per compaction block.
-const BLOCK: usize = 512;
 /// Zones within this many degrees (plus r) of a pole scan whole zones.
 const POLAR_ZONE_LAT_DEG: f64 = 89.99;
 
@@ -88,13 +87,38 @@ pub struct JoinStats {
 /// One set of points, sorted by (zone, quantized RA), structure of arrays.
 #[derive(Debug, Default)]
 struct SortedSide {
-    key: Vec<u64>,
+    /// Quantized RA, relative to the join's origin (see [`ra_step`]).
+    q: Vec<u32>,
+    /// Row in the input, with [`COPY_FLAG`] on RA copies.
     row: Vec<u32>,
     x: Vec<f64>,
     y: Vec<f64>,
     z: Vec<f64>,
     /// `zone_start[z]..zone_start[z + 1]` are the entries of zone z.
     zone_start: Vec<usize>,
+}
+
+/// Entries of one side before sorting.
+#[derive(Debug, Default)]
+struct Unsorted {
+    zone: Vec<u32>,
+    q: Vec<u32>,
+    row: Vec<u32>,
+}
+
+impl Unsorted {
+    fn clear(&mut self) {
+        self.zone.clear();
+        self.q.clear();
+        self.row.clear();
+    }
+
+    #[inline]
+    fn push(&mut self, zone: usize, q: u32, row: u32) {
+        self.zone.push(zone as u32);
+        self.q.push(q);
+        self.row.push(row);
+    }
 }
 
 /// Reusable scratch space of the join: keep one per worker and call
@@ -109,8 +133,11 @@ pub struct NeighbourJoin {
     bx: Vec<f64>,
     by: Vec<f64>,
     bz: Vec<f64>,
-    tmp_key: Vec<u64>,
-    tmp_row: Vec<u32>,
+    unsorted: Unsorted,
+    keys: Vec<u64>,
+    spare_keys: Vec<u64>,
+    rows: Vec<u32>,
+    spare_rows: Vec<u32>,
     counts: Vec<usize>,
     zone_alpha: Vec<Option<f64>>,
     unreliable_a: Vec<u32>,
@@ -134,9 +161,11 @@ impl Zones {
     }
 }
 
+/// Quantized RA of an RA in (−180, 540): monotone, so RA windows map to
+/// step windows (widened by two steps for the flooring).
 #[inline(always)]
-fn ra_key(ra_deg: f64) -> u64 {
-    ((ra_deg + 180.0) * RA_STEPS_PER_DEG) as u32 as u64
+fn ra_step(ra_deg: f64) -> u32 {
+    ((ra_deg + 180.0) * RA_STEPS_PER_DEG) as u32
 }
 
 impl NeighbourJoin {
@@ -257,14 +286,11 @@ impl NeighbourJoin {
         r: f64,
         zones: &Zones,
     ) -> Result<(), SpatialError> {
-        for (lon, lat, x, y, z) in [
-            (a_lon, a_lat, &mut self.ax, &mut self.ay, &mut self.az),
-            (b_lon, b_lat, &mut self.bx, &mut self.by, &mut self.bz),
-        ] {
-            x.resize(lon.len(), 0.0);
-            y.resize(lon.len(), 0.0);
-            z.resize(lon.len(), 0.0);
-            unit_vectors_fast(lon, lat, x, y, z)?;
+        // A self-join passes the same columns twice: one set of vectors.
+        let same_input = std::ptr::eq(a_lon, b_lon) && std::ptr::eq(a_lat, b_lat);
+        fill_vectors(b_lon, b_lat, [&mut self.bx, &mut self.by, &mut self.bz])?;
+        if !same_input {
+            fill_vectors(a_lon, a_lat, [&mut self.ax, &mut self.ay, &mut self.az])?;
         }
         // RA half-width per zone (None: scan whole zones).
         self.zone_alpha.clear();
@@ -291,62 +317,75 @@ impl NeighbourJoin {
             })
             .collect();
 
-        // A: reliable valid rows, keyed.
-        self.tmp_key.clear();
-        self.tmp_row.clear();
-        for (row, (&lon, &lat)) in a_lon.iter().zip(a_lat).enumerate() {
-            if valid_position(lon, lat) && lon.abs() <= RELIABLE_LON_DEG {
-                let zone = zones.zone_of(lat) as u64;
-                self.a_key_push(zone, angred(lon), row as u32);
-            }
-        }
-        sort_side(
-            &mut self.a,
-            &mut self.tmp_key,
-            &mut self.tmp_row,
-            &mut self.counts,
-            (&self.ax, &self.ay, &self.az),
-            zones.count,
-        );
-
         // B: reliable valid rows plus RA copies.
-        self.tmp_key.clear();
-        self.tmp_row.clear();
+        let mut q_min = u32::MAX;
+        let mut q_max = 0u32;
+        let unsorted = &mut self.unsorted;
+        unsorted.clear();
         for (row, (&lon, &lat)) in b_lon.iter().zip(b_lat).enumerate() {
             if !(valid_position(lon, lat) && lon.abs() <= RELIABLE_LON_DEG) {
                 continue;
             }
             let zone = zones.zone_of(lat);
             let ra = angred(lon);
-            let z = (zone as u64) << 32;
-            self.tmp_key.push(z | ra_key(ra));
-            self.tmp_row.push(row as u32);
+            unsorted.push(zone, ra_step(ra), row as u32);
             let width = copy_width[zone];
             if ra < width {
-                self.tmp_key.push(z | ra_key(ra + 360.0));
-                self.tmp_row.push(row as u32 | COPY_FLAG);
+                unsorted.push(zone, ra_step(ra + 360.0), row as u32 | COPY_FLAG);
             } else if ra > 360.0 - width {
-                self.tmp_key.push(z | ra_key(ra - 360.0));
-                self.tmp_row.push(row as u32 | COPY_FLAG);
+                unsorted.push(zone, ra_step(ra - 360.0), row as u32 | COPY_FLAG);
             }
         }
+        let b_len = unsorted.q.len();
+        // A: reliable valid rows (after B's entries, sharing the origin).
+        for (row, (&lon, &lat)) in a_lon.iter().zip(a_lat).enumerate() {
+            if valid_position(lon, lat) && lon.abs() <= RELIABLE_LON_DEG {
+                unsorted.push(zones.zone_of(lat), ra_step(angred(lon)), row as u32);
+            }
+        }
+        for &q in &unsorted.q {
+            q_min = q_min.min(q);
+            q_max = q_max.max(q);
+        }
+        let (a_x, a_y, a_z) = if same_input {
+            (&self.bx, &self.by, &self.bz)
+        } else {
+            (&self.ax, &self.ay, &self.az)
+        };
+        let mut scratch = SortScratch {
+            keys: &mut self.keys,
+            spare_keys: &mut self.spare_keys,
+            rows: &mut self.rows,
+            spare_rows: &mut self.spare_rows,
+            counts: &mut self.counts,
+        };
+        let span = u64::from(q_max.saturating_sub(q_min)) + 1;
         sort_side(
             &mut self.b,
-            &mut self.tmp_key,
-            &mut self.tmp_row,
-            &mut self.counts,
-            (&self.bx, &self.by, &self.bz),
+            &self.unsorted,
+            0..b_len,
+            q_min,
+            span,
             zones.count,
+            (&self.bx, &self.by, &self.bz),
+            &mut scratch,
+        );
+        sort_side(
+            &mut self.a,
+            &self.unsorted,
+            b_len..self.unsorted.q.len(),
+            q_min,
+            span,
+            zones.count,
+            (a_x, a_y, a_z),
+            &mut scratch,
         );
         Ok(())
     }
 
-    fn a_key_push(&mut self, zone: u64, ra: f64, row: u32) {
-        self.tmp_key.push((zone << 32) | ra_key(ra));
-        self.tmp_row.push(row);
-    }
-
-    /// The main pass over reliable points.
+    /// The main pass over reliable points: groups of [`GROUP`] consecutive
+    /// A points of a zone (sorted by RA) against the union of their windows
+    /// in each neighbouring B zone.
     #[allow(clippy::too_many_arguments)]
     fn sweep(
         &self,
@@ -363,14 +402,19 @@ impl NeighbourJoin {
         let half = (r * 0.5 * super::exact::RAD_PER_DEG).sin();
         let chord2 = 4.0 * half * half;
         let margin = CHORD2_MARGIN_PER_CHORD * chord2.sqrt() + CHORD2_MARGIN_ABS;
-        let thresholds = Thresholds {
+        let ctx = SweepContext {
             keep_max: chord2 + margin,
             sure_below: chord2 - margin,
+            params,
+            a_lon,
+            a_lat,
+            b_lon,
+            b_lat,
         };
         let a = &self.a;
         let b = &self.b;
         let zone_count = self.zone_alpha.len();
-        let mut buf = [0u32; BLOCK];
+        let mut buffer = PairBuffer::new();
         for za in 0..zone_count {
             let a_range = a.zone_start[za]..a.zone_start[za + 1];
             if a_range.is_empty() {
@@ -379,82 +423,69 @@ impl NeighbourJoin {
             let first = za.saturating_sub(1);
             let last = (za + 1).min(zone_count - 1);
             // Neighbouring B zones with entries, and their window pointers.
-            let mut neighbours: [(usize, usize, usize, usize); 3] = [(0, 0, 0, 0); 3];
-            let mut neighbour_count = 0;
+            let mut windows = [Window::default(); 3];
+            let mut window_count = 0;
             for zb in first..=last {
                 let (start, end) = (b.zone_start[zb], b.zone_start[zb + 1]);
                 if start < end {
-                    neighbours[neighbour_count] = (start, end, start, start);
-                    neighbour_count += 1;
+                    windows[window_count] = Window {
+                        end,
+                        lo: start,
+                        hi: start,
+                        start,
+                    };
+                    window_count += 1;
                 }
             }
-            if neighbour_count == 0 {
+            let windows = &mut windows[..window_count];
+            if windows.is_empty() {
                 continue;
             }
-            let window_steps =
-                self.zone_alpha[za].map(|alpha| (alpha * RA_STEPS_PER_DEG).ceil() as u64 + 2);
-            for ia in a_range {
-                let a_row = a.row[ia];
-                let av = [a.x[ia], a.y[ia], a.z[ia]];
-                let qa = a.key[ia] & 0xFFFF_FFFF;
-                let skip = same_row.map_or(NO_ROW, |same| same[a_row as usize]);
-                for neighbour in neighbours.iter_mut().take(neighbour_count) {
-                    let (start, end, lo, hi) = neighbour;
-                    let window = match window_steps {
-                        None => *start..*end,
-                        Some(steps) => {
-                            let lo_key = qa.saturating_sub(steps);
-                            let hi_key = qa + steps;
-                            while *lo < *end && (b.key[*lo] & 0xFFFF_FFFF) < lo_key {
-                                *lo += 1;
-                            }
-                            if *hi < *lo {
-                                *hi = *lo;
-                            }
-                            while *hi < *end && (b.key[*hi] & 0xFFFF_FFFF) <= hi_key {
-                                *hi += 1;
-                            }
-                            *lo..*hi
+            let steps =
+                self.zone_alpha[za].map(|alpha| (alpha * RA_STEPS_PER_DEG).ceil() as u32 + 2);
+            let mut group_start = a_range.start;
+            while group_start < a_range.end {
+                let group_end = (group_start + GROUP).min(a_range.end);
+                let group = Group::new(a, group_start..group_end, same_row);
+                match steps {
+                    None => {
+                        for w in windows.iter_mut() {
+                            w.lo = w.start;
+                            w.hi = w.end;
                         }
-                    };
-                    let skip_copies = window_steps.is_none();
-                    let mut j = window.start;
-                    while j < window.end {
-                        let block_end = (j + BLOCK).min(window.end);
-                        stats.candidates += (block_end - j) as u64;
-                        let (count, uncertain) = if skip_copies {
-                            chord_block::<true>(b, av, j, block_end, &thresholds, &mut buf)
-                        } else {
-                            chord_block::<false>(b, av, j, block_end, &thresholds, &mut buf)
-                        };
-                        j = block_end;
-                        if count == 0 {
-                            continue;
-                        }
-                        let mut kept = 0;
-                        for index in 0..count {
-                            let entry = buf[index] as usize;
-                            let b_row = b.row[entry] & !COPY_FLAG;
-                            if b_row == skip {
-                                continue;
+                    }
+                    Some(steps) => {
+                        // The union of the members' windows (q is sorted).
+                        let lo_q = a.q[group_start].saturating_sub(steps);
+                        let hi_q = a.q[group_end - 1].saturating_add(steps);
+                        for w in windows.iter_mut() {
+                            while w.lo < w.end && b.q[w.lo] < lo_q {
+                                w.lo += 1;
                             }
-                            if uncertain {
-                                let d2 = chord2_of(av, b, entry);
-                                if d2 >= thresholds.sure_below {
-                                    stats.rechecked += 1;
-                                    let (ar, br) = (a_row as usize, b_row as usize);
-                                    let sep = sc_angsep(a_lon[ar], a_lat[ar], b_lon[br], b_lat[br]);
-                                    if !params.comparison.holds(sep, r) {
-                                        continue;
-                                    }
-                                }
+                            w.hi = w.hi.max(w.lo);
+                            while w.hi < w.end && b.q[w.hi] <= hi_q {
+                                w.hi += 1;
                             }
-                            buf[kept] = b_row;
-                            kept += 1;
                         }
-                        sink.push(a_row, &buf[..kept])?;
                     }
                 }
+                for w in windows.iter() {
+                    stats.candidates += ((w.hi - w.lo) * (group_end - group_start)) as u64;
+                    if steps.is_none() {
+                        pair_window::<true>(b, w.lo..w.hi, &group, &ctx, &mut buffer, sink, stats)?;
+                    } else {
+                        pair_window::<false>(
+                            b,
+                            w.lo..w.hi,
+                            &group,
+                            &ctx,
+                            &mut buffer,
+                            sink,
+                            stats,
+                        )?;
+                    }
+                }
+                group_start = group_end;
             }
         }
         Ok(())
@@ -548,13 +579,6 @@ pub fn near_neighbour_join(
     NeighbourJoin::new().run(a_lon, a_lat, b_lon, b_lat, params, same_row, out_a, out_b)
 }
 
-/// Chord² thresholds: keep `d2 <= keep_max`; `d2 < sure_below` needs no
-/// recheck.
-struct Thresholds {
-    keep_max: f64,
-    sure_below: f64,
-}
-
 /// Output with the pair limit.
 struct PairSink<'a> {
     out_a: &'a mut Vec<u32>,
@@ -564,6 +588,18 @@ struct PairSink<'a> {
 }
 
 impl PairSink<'_> {
+    /// Appends pairs given as two parallel slices.
+    #[inline]
+    fn push_pairs(&mut self, a_rows: &[u32], b_rows: &[u32]) -> Result<(), SpatialError> {
+        if self.limit - self.produced < a_rows.len() {
+            return Err(SpatialError::TooManyPairs { limit: self.limit });
+        }
+        self.produced += a_rows.len();
+        self.out_a.extend_from_slice(a_rows);
+        self.out_b.extend_from_slice(b_rows);
+        Ok(())
+    }
+
     #[inline]
     fn push(&mut self, a_row: u32, b_rows: &[u32]) -> Result<(), SpatialError> {
         if b_rows.is_empty() {
@@ -579,47 +615,149 @@ impl PairSink<'_> {
     }
 }
 
-#[inline(always)]
-fn chord2_of(av: [f64; 3], b: &SortedSide, entry: usize) -> f64 {
-    let dx = av[0] - b.x[entry];
-    let dy = av[1] - b.y[entry];
-    let dz = av[2] - b.z[entry];
-    dx * dx + dy * dy + dz * dz
-}
-
-/// Chord tests of entries `start..end` (at most [`BLOCK`]) of `b` against
-/// `av`: the entries kept go to `buf[..count]`; `uncertain` says whether
-/// any of them is close enough to the threshold to need a recheck.
-#[inline(always)]
-fn chord_block<const SKIP_COPIES: bool>(
-    b: &SortedSide,
-    av: [f64; 3],
+/// A window into one zone of B: entries `lo..hi` of `start..end`.
+#[derive(Clone, Copy, Debug, Default)]
+struct Window {
     start: usize,
     end: usize,
-    thresholds: &Thresholds,
-    buf: &mut [u32; BLOCK],
-) -> (usize, bool) {
-    let bx = &b.x[start..end];
-    let by = &b.y[start..end];
-    let bz = &b.z[start..end];
-    let rows = &b.row[start..end];
-    let mut count = 0usize;
-    let mut uncertain = false;
-    for (offset, ((&x, &y), (&z, &row))) in bx.iter().zip(by).zip(bz.iter().zip(rows)).enumerate() {
-        let dx = av[0] - x;
-        let dy = av[1] - y;
-        let dz = av[2] - z;
-        let d2 = dx * dx + dy * dy + dz * dz;
-        let mut keep = d2 <= thresholds.keep_max;
-        if SKIP_COPIES {
-            keep &= row & COPY_FLAG == 0;
+    lo: usize,
+    hi: usize,
+}
+
+/// A points processed together: each B entry loaded is tested against all
+/// of them (independent chains, vectorized across the group).
+const GROUP: usize = 4;
+
+/// B entries per [`pair_window`] block (pairs are buffered per block).
+const PAIR_BLOCK: usize = 64;
+
+/// What [`pair_window`] needs besides the data.
+struct SweepContext<'a> {
+    keep_max: f64,
+    sure_below: f64,
+    params: &'a JoinParams,
+    a_lon: &'a [f64],
+    a_lat: &'a [f64],
+    b_lon: &'a [f64],
+    b_lat: &'a [f64],
+}
+
+/// Up to [`GROUP`] A points; unused lanes hold NaN vectors (no partner).
+struct Group {
+    x: [f64; GROUP],
+    y: [f64; GROUP],
+    z: [f64; GROUP],
+    row: [u32; GROUP],
+    /// Per lane: the B row to leave out (`same_row`), or [`NO_ROW`].
+    skip: [u32; GROUP],
+}
+
+impl Group {
+    fn new(a: &SortedSide, range: std::ops::Range<usize>, same_row: Option<&[u32]>) -> Group {
+        let mut group = Group {
+            x: [f64::NAN; GROUP],
+            y: [f64::NAN; GROUP],
+            z: [f64::NAN; GROUP],
+            row: [0; GROUP],
+            skip: [NO_ROW; GROUP],
+        };
+        for (lane, entry) in range.enumerate() {
+            group.x[lane] = a.x[entry];
+            group.y[lane] = a.y[entry];
+            group.z[lane] = a.z[entry];
+            group.row[lane] = a.row[entry];
+            if let Some(same) = same_row {
+                group.skip[lane] = same[a.row[entry] as usize];
+            }
         }
-        // `count <= offset < BLOCK`: the slot exists.
-        buf[count & (BLOCK - 1)] = (start + offset) as u32;
-        count += usize::from(keep);
-        uncertain |= keep & (d2 >= thresholds.sure_below);
+        group
     }
-    (count, uncertain)
+}
+
+/// Pairs found in one block, flushed to the sink per block.
+struct PairBuffer {
+    a: [u32; GROUP * PAIR_BLOCK],
+    b: [u32; GROUP * PAIR_BLOCK],
+}
+
+impl PairBuffer {
+    fn new() -> PairBuffer {
+        PairBuffer {
+            a: [0; GROUP * PAIR_BLOCK],
+            b: [0; GROUP * PAIR_BLOCK],
+        }
+    }
+}
+
+/// Tests every B entry of `range` against every member of `group` and
+/// appends the pairs within the radius to the sink.
+///
+/// Per entry: four squared chords (one per lane), the keep decisions, and a
+/// branch-free append of (a row, b row) to the block buffer. A pair whose
+/// chord is within the margin of the threshold is re-decided by sciSQL's
+/// haversine (rare, so that branch is well predicted).
+// Lanes index several parallel arrays; loops over `0..GROUP` vectorize.
+#[allow(clippy::needless_range_loop)]
+#[inline(never)]
+fn pair_window<const SKIP_COPIES: bool>(
+    b: &SortedSide,
+    range: std::ops::Range<usize>,
+    group: &Group,
+    ctx: &SweepContext<'_>,
+    buffer: &mut PairBuffer,
+    sink: &mut PairSink<'_>,
+    stats: &mut JoinStats,
+) -> Result<(), SpatialError> {
+    let mut start = range.start;
+    while start < range.end {
+        let end = (start + PAIR_BLOCK).min(range.end);
+        let mut count = 0usize;
+        for (((&x, &y), &z), &row) in b.x[start..end]
+            .iter()
+            .zip(&b.y[start..end])
+            .zip(&b.z[start..end])
+            .zip(&b.row[start..end])
+        {
+            let b_row = row & !COPY_FLAG;
+            let mut d2 = [0.0f64; GROUP];
+            for lane in 0..GROUP {
+                let dx = group.x[lane] - x;
+                let dy = group.y[lane] - y;
+                let dz = group.z[lane] - z;
+                d2[lane] = dx * dx + dy * dy + dz * dz;
+            }
+            let mut keep = [false; GROUP];
+            let mut uncertain = false;
+            for lane in 0..GROUP {
+                keep[lane] = (d2[lane] <= ctx.keep_max) & (b_row != group.skip[lane]);
+                if SKIP_COPIES {
+                    keep[lane] &= row & COPY_FLAG == 0;
+                }
+                uncertain |= keep[lane] & (d2[lane] >= ctx.sure_below);
+            }
+            if uncertain {
+                for lane in 0..GROUP {
+                    if keep[lane] && d2[lane] >= ctx.sure_below {
+                        stats.rechecked += 1;
+                        let (ar, br) = (group.row[lane] as usize, b_row as usize);
+                        let sep =
+                            sc_angsep(ctx.a_lon[ar], ctx.a_lat[ar], ctx.b_lon[br], ctx.b_lat[br]);
+                        keep[lane] = ctx.params.comparison.holds(sep, ctx.params.radius_deg);
+                    }
+                }
+            }
+            for lane in 0..GROUP {
+                // `count` < GROUP · PAIR_BLOCK: at most GROUP pairs per entry.
+                let slot = count & (GROUP * PAIR_BLOCK - 1);
+                buffer.a[slot] = group.row[lane];
+                buffer.b[slot] = b_row;
+                count += usize::from(keep[lane]);
+            }
+        }
+        sink.push_pairs(&buffer.a[..count], &buffer.b[..count])?;
+        start = end;
+    }
+    Ok(())
 }
 
 /// The zone grid: height just above r (so partners are in adjacent zones),
@@ -660,44 +798,94 @@ fn zone_alpha(r: f64, lo: f64, hi: f64) -> Option<f64> {
     (alpha.is_finite() && alpha < 170.0).then_some(alpha)
 }
 
-/// Radix-sorts `(tmp_key, tmp_row)` by key into `side`, gathers the vectors
-/// of each entry's row and records zone starts.
+/// Fast unit vectors of (lon, lat) into reused buffers.
+fn fill_vectors(lon: &[f64], lat: &[f64], xyz: [&mut Vec<f64>; 3]) -> Result<(), SpatialError> {
+    let [x, y, z] = xyz;
+    for v in [&mut *x, &mut *y, &mut *z] {
+        v.resize(lon.len(), 0.0);
+    }
+    unit_vectors_fast(lon, lat, x, y, z)
+}
+
+/// Scratch buffers of the radix sort.
+struct SortScratch<'a> {
+    keys: &'a mut Vec<u64>,
+    spare_keys: &'a mut Vec<u64>,
+    rows: &'a mut Vec<u32>,
+    spare_rows: &'a mut Vec<u32>,
+    counts: &'a mut Vec<usize>,
+}
+
+/// Sorts the entries `range` of `unsorted` by (zone, q) into `side`: keys
+/// `zone · span + (q − q_min)` (compact, so few radix passes), vectors
+/// gathered by row, zone starts from a histogram.
+#[allow(clippy::too_many_arguments)]
 fn sort_side(
     side: &mut SortedSide,
-    tmp_key: &mut Vec<u64>,
-    tmp_row: &mut Vec<u32>,
-    counts: &mut Vec<usize>,
-    vectors: (&[f64], &[f64], &[f64]),
+    unsorted: &Unsorted,
+    range: std::ops::Range<usize>,
+    q_min: u32,
+    span: u64,
     zone_count: usize,
+    vectors: (&[f64], &[f64], &[f64]),
+    scratch: &mut SortScratch<'_>,
 ) {
-    let n = tmp_key.len();
-    side.key.clear();
-    side.key.resize(n, 0);
-    side.row.clear();
-    side.row.resize(n, 0);
-    radix_sort(tmp_key, tmp_row, &mut side.key, &mut side.row, counts);
-    // The sorted data is in (tmp_key, tmp_row); move it into the side.
-    std::mem::swap(tmp_key, &mut side.key);
-    std::mem::swap(tmp_row, &mut side.row);
-    let (vx, vy, vz) = vectors;
-    side.x.clear();
-    side.y.clear();
-    side.z.clear();
-    for &row in &side.row {
-        let row = (row & !COPY_FLAG) as usize;
-        side.x.push(vx[row]);
-        side.y.push(vy[row]);
-        side.z.push(vz[row]);
-    }
+    let n = range.len();
+    let zones = &unsorted.zone[range.clone()];
+    let qs = &unsorted.q[range.clone()];
+    scratch.keys.clear();
+    scratch.keys.extend(
+        zones
+            .iter()
+            .zip(qs)
+            .map(|(&zone, &q)| u64::from(zone) * span + u64::from(q - q_min)),
+    );
+    scratch.rows.clear();
+    scratch.rows.extend_from_slice(&unsorted.row[range]);
+    scratch.spare_keys.resize(n, 0);
+    scratch.spare_rows.resize(n, 0);
+    radix_sort(
+        scratch.keys,
+        scratch.rows,
+        scratch.spare_keys,
+        scratch.spare_rows,
+        scratch.counts,
+    );
+    // Zone starts from a histogram of the zones.
     side.zone_start.clear();
-    side.zone_start.resize(zone_count + 1, n);
-    let mut zone = 0usize;
-    for (index, &key) in side.key.iter().enumerate() {
-        let entry_zone = (key >> 32) as usize;
-        while zone <= entry_zone {
-            side.zone_start[zone] = index;
-            zone += 1;
-        }
+    side.zone_start.resize(zone_count + 1, 0);
+    for &zone in zones {
+        side.zone_start[zone as usize + 1] += 1;
+    }
+    for zone in 0..zone_count {
+        side.zone_start[zone + 1] += side.zone_start[zone];
+    }
+    side.q.clear();
+    for zone in 0..zone_count {
+        let offset = zone as u64 * span;
+        let entries = side.zone_start[zone]..side.zone_start[zone + 1];
+        side.q.extend(
+            scratch.keys[entries]
+                .iter()
+                .map(|&key| (key - offset) as u32 + q_min),
+        );
+    }
+    std::mem::swap(&mut side.row, scratch.rows);
+    let (vx, vy, vz) = vectors;
+    side.x.resize(n, 0.0);
+    side.y.resize(n, 0.0);
+    side.z.resize(n, 0.0);
+    for (((&row, x), y), z) in side
+        .row
+        .iter()
+        .zip(side.x.iter_mut())
+        .zip(side.y.iter_mut())
+        .zip(side.z.iter_mut())
+    {
+        let row = (row & !COPY_FLAG) as usize;
+        *x = vx[row];
+        *y = vy[row];
+        *z = vz[row];
     }
 }
 
@@ -733,11 +921,12 @@ fn radix_sort(
             *count = total;
             total += c;
         }
+        let (out_keys, out_rows) = (&mut spare_keys[..n], &mut spare_rows[..n]);
         for (&key, &row) in keys.iter().zip(rows.iter()) {
             let bucket = ((key >> shift) as usize) & (BUCKETS - 1);
             let at = counts[bucket];
-            spare_keys[at] = key;
-            spare_rows[at] = row;
+            out_keys[at] = key;
+            out_rows[at] = row;
             counts[bucket] = at + 1;
         }
         std::mem::swap(keys, spare_keys);
