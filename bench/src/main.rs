@@ -6,6 +6,8 @@
 //!   (snappy, its default, and zstd).
 //! * `load`: load rate from Parquet of a generated Object table, against
 //!   DuckDB and chDB loading the same file into their native tables.
+//! * `spatial`: the near-neighbour join kernel against DuckDB's grid-cell
+//!   hash join on the same points, and `s2PtInCircle` throughput.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,6 +16,7 @@ use clap::{Parser, Subcommand};
 
 mod format_bench;
 mod load_bench;
+mod spatial_bench;
 
 /// Benchmarks of skyscan against peers, side by side in one run.
 #[derive(Parser, Debug)]
@@ -29,6 +32,8 @@ enum Command {
     Format(format_bench::FormatArgs),
     /// Load rate from Parquet of a generated Object table, against DuckDB and chDB.
     Load(load_bench::LoadArgs),
+    /// Near-neighbour join at 1′ (1/2/4 deg²) against DuckDB; s2PtInCircle points/s.
+    Spatial(spatial_bench::SpatialArgs),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +41,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Format(args) => format_bench::run(&args),
         Command::Load(args) => load_bench::run(&args),
+        Command::Spatial(args) => spatial_bench::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,27 +5,31 @@
 //! # Algorithm (zones, sorted sweep, chord test, exact recheck)
 //!
 //! 1. Unit vectors of both sets ([`super::vectors::unit_vectors_fast`],
-//!    vectorized, no libm).
+//!    vectorized, no libm; one pass when A and B are the same columns).
 //! 2. The declination range is cut into *zones* of height h ≥ r (at most
 //!    one per input row, so memory stays O(n)): a pair within r lies in the
-//!    same or adjacent zones. Each point gets the key (zone, RA quantized to
-//!    2^-20 degree); both sets are radix-sorted by key (O(n)).
+//!    same or adjacent zones. Each point gets a compact key (zone, RA
+//!    quantized to 2^-16 degree); both sets are radix-sorted by key (O(n),
+//!    two 11-bit passes for a chunk).
 //! 3. For a zone of A, the RA half-width α of an r-cap at the zone's largest
 //!    |dec| (`atan(sin r / √|cos(φ−r) cos(φ+r)|)`, Qserv's `maxAlpha`, with
 //!    slack) bounds the RA distance of any partner. B points within α of
 //!    RA 0/360 are copied to RA ± 360, so windows never wrap. Zones within
 //!    ~r of a pole use their whole width (the RA window would exceed 180°).
-//! 4. A's points are swept in RA order; for each of the ≤ 3 neighbouring B
-//!    zones two monotone pointers delimit the window [RA − α, RA + α]. Every
-//!    B point in the window gets the squared-chord test against
-//!    `4 sin²(r/2)`; the loop is branch-free (candidates are compacted).
+//! 4. A's points are swept in RA order, four at a time; for each of the
+//!    ≤ 3 neighbouring B zones two monotone pointers delimit the union of
+//!    their windows [RA − α, RA + α]. Every B point in it gets the
+//!    squared-chord test against `4 sin²(r/2)` for each point of the group
+//!    (independent, vectorized); kept pairs are appended branch-free.
 //! 5. Chords within a relative ~1e-12 of the threshold (where the vectors'
 //!    rounding could flip the answer) are re-decided with sciSQL's haversine
 //!    and the SQL comparison, so the result equals `scisql_angSep(a, b) < r`
 //!    evaluated in f64 on every pair.
 //!
-//! Work is O(n log n)-free: O(n) sorting plus O(candidates), about 2× the
-//! number of pairs (the window is 3h × 2α around a disc of area πr²).
+//! Work: O(n) sorting plus the chord tests, about 2.1× the number of pairs
+//! (the window is 3h × 2α around a disc of area πr², plus 10% for the
+//! groups). Never O(n²) over the chunk, except that every pair within r is
+//! output (bounded by [`JoinParams::max_pairs`]).
 //!
 //! Points that sciSQL calls invalid (NaN, ±inf, |lat| > 90) pair with
 //! nothing (`angSep` is NULL). Points with |lon| > 1080° (never in real

@@ -447,7 +447,10 @@ impl CirclePredicate {
 
     /// Evaluates the circle on `n` positions; `vectors`, if given, are the
     /// unit vectors of the same positions and spare the trigonometry of the
-    /// candidates.
+    /// candidates. Pass them only when the batch has them anyway (shared
+    /// with other predicates or the join) and they are hot in cache: the
+    /// window pass leaves few candidates, and computing vectors for one
+    /// predicate costs more than the haversines it saves.
     pub fn eval(
         &self,
         lon: &[f64],
