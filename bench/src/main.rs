@@ -10,6 +10,8 @@
 //!   searches) against DuckDB on the same rows.
 //! * `scan`: shared scans through the convoys (T(K)/T(1), cold scan against
 //!   raw O_DIRECT, lookups under load, memory).
+//! * `spatial`: the near-neighbour join kernel against DuckDB's grid-cell
+//!   hash join on the same points, and `s2PtInCircle` throughput.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,6 +22,7 @@ mod format_bench;
 mod load_bench;
 mod query_bench;
 mod scan_bench;
+mod spatial_bench;
 
 /// Benchmarks of skyscan against peers, side by side in one run.
 #[derive(Parser, Debug)]
@@ -39,6 +42,8 @@ enum Command {
     Query(query_bench::QueryArgs),
     /// Shared scans: T(K)/T(1), cold scan vs raw O_DIRECT, lookups under load, memory.
     Scan(scan_bench::ScanArgs),
+    /// Near-neighbour join at 1′ (1/2/4 deg²) against DuckDB; s2PtInCircle points/s.
+    Spatial(spatial_bench::SpatialArgs),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +53,7 @@ fn main() -> ExitCode {
         Command::Load(args) => load_bench::run(&args),
         Command::Query(args) => query_bench::run(&args),
         Command::Scan(args) => scan_bench::run(&args),
+        Command::Spatial(args) => spatial_bench::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -8,6 +8,8 @@
 //! * [`sort`]: ORDER BY and top-k.
 //! * [`build`]: building, converting and appending columns.
 //! * [`take`]: gathering rows by index.
+//! * [`spatial`], [`scisql`]: sciSQL's sky predicates, angular distance,
+//!   photometry, and the near-neighbour join kernel.
 
 pub mod agg;
 pub mod batch;
@@ -17,7 +19,9 @@ pub mod eval;
 pub mod expr;
 pub mod hash;
 pub mod like;
+pub mod scisql;
 pub mod sort;
+pub mod spatial;
 pub mod take;
 pub mod value;
 
