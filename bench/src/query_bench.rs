@@ -14,7 +14,9 @@ use std::process::Command;
 use std::time::Instant;
 
 use clap::Args;
-use skyscan_engine::catalog::{Database, LoadOptions, Partitioning, TableDef, load_table_in_memory};
+use skyscan_engine::catalog::{
+    Database, LoadOptions, Partitioning, TableDef, load_table_in_memory,
+};
 use skyscan_engine::query::{EngineOptions, ExecOptions, QueryEngine, QueryResult};
 use skyscan_engine::synth::export::write_parquet;
 use skyscan_engine::synth::{ObjectSpec, generate_objects};
@@ -57,7 +59,9 @@ fn cone(name: &'static str, ra: f64, decl: f64, radius_deg: f64) -> Question {
     let dra = radius_deg / cos;
     Question {
         name,
-        skyscan: format!("SELECT objectId FROM Object WHERE qserv_areaspec_circle({ra}, {decl}, {radius_deg})"),
+        skyscan: format!(
+            "SELECT objectId FROM Object WHERE qserv_areaspec_circle({ra}, {decl}, {radius_deg})"
+        ),
         duckdb: format!(
             "SELECT objectId FROM Object WHERE decl BETWEEN {} AND {} AND ra BETWEEN {} AND {} AND \
              degrees(2 * asin(sqrt(pow(sin(radians(decl - {decl}) / 2), 2) + cos(radians(decl)) * cos(radians({decl})) * pow(sin(radians(ra - {ra}) / 2), 2)))) <= {radius_deg}",
@@ -147,7 +151,11 @@ fn values_match(ours: &Option<String>, theirs: &serde_json::Value) -> bool {
     }
 }
 
-fn answers_match(ours: &[Vec<Option<String>>], theirs: &[serde_json::Value], unordered: bool) -> Result<(), String> {
+fn answers_match(
+    ours: &[Vec<Option<String>>],
+    theirs: &[serde_json::Value],
+    unordered: bool,
+) -> Result<(), String> {
     if ours.len() != theirs.len() {
         return Err(format!("{} rows, DuckDB {}", ours.len(), theirs.len()));
     }
@@ -165,7 +173,9 @@ fn answers_match(ours: &[Vec<Option<String>>], theirs: &[serde_json::Value], uno
                     .iter()
                     .map(|v| match v {
                         serde_json::Value::Null => None,
-                        serde_json::Value::Number(n) => Some(format!("{}", n.as_f64().unwrap_or(f64::NAN))),
+                        serde_json::Value::Number(n) => {
+                            Some(format!("{}", n.as_f64().unwrap_or(f64::NAN)))
+                        }
                         other => Some(other.to_string()),
                     })
                     .collect();
@@ -200,16 +210,30 @@ fn prepare(args: &QueryArgs, dir: &Path) -> Result<(PathBuf, PathBuf), String> {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let started = Instant::now();
-    let table = generate_objects(&ObjectSpec::with_density(args.rows, 200_000.0, 42), 2).into_table()?;
+    let table =
+        generate_objects(&ObjectSpec::with_density(args.rows, 200_000.0, 42), 2).into_table()?;
     let db = Database::create(&root, &[]).map_err(|e| e.to_string())?;
-    let def = TableDef::director(&table.schema, "objectId", "ra", "decl", Partitioning::qserv_default(), 20);
-    load_table_in_memory(&db, "bench", def, &table, &LoadOptions::default()).map_err(|e| e.to_string())?;
-    let mut out = BufWriter::with_capacity(1 << 20, File::create(&parquet).map_err(|e| e.to_string())?);
+    let def = TableDef::director(
+        &table.schema,
+        "objectId",
+        "ra",
+        "decl",
+        Partitioning::qserv_default(),
+        20,
+    );
+    load_table_in_memory(&db, "bench", def, &table, &LoadOptions::default())
+        .map_err(|e| e.to_string())?;
+    let mut out =
+        BufWriter::with_capacity(1 << 20, File::create(&parquet).map_err(|e| e.to_string())?);
     write_parquet(&table, &mut out, &mut |_| {})?;
     out.flush().map_err(|e| e.to_string())?;
     drop(out);
     std::fs::write(&marker, b"ok").map_err(|e| e.to_string())?;
-    eprintln!("generated and loaded {} rows in {:.1} s", args.rows, started.elapsed().as_secs_f64());
+    eprintln!(
+        "generated and loaded {} rows in {:.1} s",
+        args.rows,
+        started.elapsed().as_secs_f64()
+    );
     Ok((root, parquet))
 }
 
@@ -221,7 +245,11 @@ pub fn run(args: &QueryArgs) -> Result<(), String> {
     let threads: Vec<usize> = args
         .threads
         .split(',')
-        .map(|t| t.trim().parse::<usize>().map_err(|_| format!("bad --threads {t}")))
+        .map(|t| {
+            t.trim()
+                .parse::<usize>()
+                .map_err(|_| format!("bad --threads {t}"))
+        })
         .collect::<Result<_, _>>()?;
     let dir = args
         .data_dir
@@ -246,7 +274,11 @@ pub fn run(args: &QueryArgs) -> Result<(), String> {
         .ok_or("no rows")?;
     let questions: Vec<Question> = questions(center)
         .into_iter()
-        .filter(|q| args.only.as_ref().is_none_or(|o| q.name.contains(o.as_str())))
+        .filter(|q| {
+            args.only
+                .as_ref()
+                .is_none_or(|o| q.name.contains(o.as_str()))
+        })
         .collect();
 
     // skyscan.
@@ -260,7 +292,9 @@ pub fn run(args: &QueryArgs) -> Result<(), String> {
             let run_once = || -> Result<(f64, QueryResult), String> {
                 let mut sink = skyscan_engine::query::CollectSink::new(u64::MAX);
                 let start = Instant::now();
-                engine.query_with(&q.skyscan, &options, &mut sink).map_err(|e| format!("{}: {e}", q.name))?;
+                engine
+                    .query_with(&q.skyscan, &options, &mut sink)
+                    .map_err(|e| format!("{}: {e}", q.name))?;
                 Ok((start.elapsed().as_secs_f64() * 1000.0, sink.result))
             };
             let (_, answer) = run_once()?;
@@ -292,7 +326,10 @@ pub fn run(args: &QueryArgs) -> Result<(), String> {
             .map_err(|e| format!("python3: {e}"))?;
         let stdout = String::from_utf8_lossy(&output.stdout);
         if output.status.success() {
-            peer = Some(serde_json::from_str(stdout.trim()).map_err(|e| format!("DuckDB output: {e}: {stdout}"))?);
+            peer = Some(
+                serde_json::from_str(stdout.trim())
+                    .map_err(|e| format!("DuckDB output: {e}: {stdout}"))?,
+            );
         } else {
             eprintln!(
                 "DuckDB peer skipped: {}{}",
@@ -306,27 +343,45 @@ pub fn run(args: &QueryArgs) -> Result<(), String> {
         "query benchmark: {} Objects, hot cache, median of {} runs; DuckDB {} on its native table",
         args.rows,
         args.reps,
-        peer.as_ref().and_then(|p| p["version"].as_str()).unwrap_or("(not run)")
+        peer.as_ref()
+            .and_then(|p| p["version"].as_str())
+            .unwrap_or("(not run)")
     );
-    println!("{:<20} {:>7} {:>12} {:>12} {:>9} {:>8}  check", "query", "threads", "skyscan ms", "duckdb ms", "speedup", "rows");
+    println!(
+        "{:<20} {:>7} {:>12} {:>12} {:>9} {:>8}  check",
+        "query", "threads", "skyscan ms", "duckdb ms", "speedup", "rows"
+    );
     let mut mismatches = 0;
     for (name, t, ms, answer) in &ours {
-        let question = questions.iter().find(|q| q.name == name).ok_or("question")?;
-        let theirs = peer.as_ref().map(|p| &p["results"][name.as_str()][t.to_string()]);
+        let question = questions
+            .iter()
+            .find(|q| q.name == name)
+            .ok_or("question")?;
+        let theirs = peer
+            .as_ref()
+            .map(|p| &p["results"][name.as_str()][t.to_string()]);
         let (duck_ms, check) = match theirs {
             Some(entry) if entry.is_object() => {
-                let mut times: Vec<f64> = entry["ms"].as_array().map_or_else(Vec::new, |a| a.iter().filter_map(|v| v.as_f64()).collect());
+                let mut times: Vec<f64> = entry["ms"]
+                    .as_array()
+                    .map_or_else(Vec::new, |a| a.iter().filter_map(|v| v.as_f64()).collect());
                 let duck = median(&mut times);
                 let rows = entry["rows"].as_array().cloned().unwrap_or_default();
                 let row_count = entry["row_count"].as_u64().unwrap_or(0);
                 let outcome = if row_count as usize > rows.len() {
                     // Too many rows to ship: compare the count and the sum of the first column.
-                    let ours_sum: f64 = answer.column_values(0).iter().filter_map(Scalar::to_f64).sum();
+                    let ours_sum: f64 = answer
+                        .column_values(0)
+                        .iter()
+                        .filter_map(Scalar::to_f64)
+                        .sum();
                     let theirs_sum = entry["sum_first"].as_f64().unwrap_or(f64::NAN);
                     if answer.rows() as u64 != row_count {
                         Err(format!("{} rows, DuckDB {row_count}", answer.rows()))
                     } else if (ours_sum - theirs_sum).abs() > 1e-9 * theirs_sum.abs() {
-                        Err(format!("sum of the first column {ours_sum}, DuckDB {theirs_sum}"))
+                        Err(format!(
+                            "sum of the first column {ours_sum}, DuckDB {theirs_sum}"
+                        ))
                     } else {
                         Ok(())
                     }

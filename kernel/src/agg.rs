@@ -445,7 +445,11 @@ impl Aggregator {
             return Ok(());
         }
         // Columns stay borrowed from the batch; only constants are materialized.
-        let key_values: Vec<Datum<'_>> = self.keys.iter().map(|key| eval(key, batch)).collect::<Result<_>>()?;
+        let key_values: Vec<Datum<'_>> = self
+            .keys
+            .iter()
+            .map(|key| eval(key, batch))
+            .collect::<Result<_>>()?;
         let key_columns: Vec<Cow<'_, ColumnData>> = key_values
             .into_iter()
             .zip(&self.key_types)
@@ -484,7 +488,9 @@ impl Aggregator {
     /// anything per row.
     pub fn add_counted_rows(&mut self, rows: u64) -> Result<()> {
         if !self.counts_only() {
-            return Err(KernelError::Internal("add_counted_rows on a general aggregation".to_string()));
+            return Err(KernelError::Internal(
+                "add_counted_rows on a general aggregation".to_string(),
+            ));
         }
         for acc in &mut self.accs {
             if let Acc::Count(counts) = acc {
@@ -576,8 +582,14 @@ fn update_single(acc: &mut Acc, args: &[&ColumnData], rows: &[u32]) -> Result<us
         (Acc::Count(counts), None) => counts[0] += rows.len() as i64,
         (Acc::SumFloat { sums, counts }, Some(column)) => {
             let (sum, count) = match column {
-                ColumnData::F32(c) => fold!(&c.values, c.validity.as_ref(), 0.0f64, |s: f64, v: f32| s + f64::from(v)),
-                ColumnData::F64(c) => fold!(&c.values, c.validity.as_ref(), 0.0f64, |s: f64, v: f64| s + v),
+                ColumnData::F32(c) => {
+                    fold!(&c.values, c.validity.as_ref(), 0.0f64, |s: f64, v: f32| s
+                        + f64::from(v))
+                }
+                ColumnData::F64(c) => {
+                    fold!(&c.values, c.validity.as_ref(), 0.0f64, |s: f64, v: f64| s
+                        + v)
+                }
                 other => {
                     let values = f64_values(other);
                     fold!(&values, other.validity(), 0.0f64, |s: f64, v: f64| s + v)
@@ -586,22 +598,49 @@ fn update_single(acc: &mut Acc, args: &[&ColumnData], rows: &[u32]) -> Result<us
             sums[0] += sum;
             counts[0] += count;
         }
-        (Acc::MinMaxFloat { values, counts, max }, Some(column)) => {
+        (
+            Acc::MinMaxFloat {
+                values,
+                counts,
+                max,
+            },
+            Some(column),
+        ) => {
             let max = *max;
             let pick = |best: f64, v: f64| {
                 // NaN (which MySQL cannot store) is skipped like NULL.
-                if v.is_nan() || (!best.is_nan() && ((max && v <= best) || (!max && v >= best))) { best } else { v }
+                if v.is_nan() || (!best.is_nan() && ((max && v <= best) || (!max && v >= best))) {
+                    best
+                } else {
+                    v
+                }
             };
             let (best, count) = match column {
-                ColumnData::F32(c) => fold!(&c.values, c.validity.as_ref(), f64::NAN, |b: f64, v: f32| pick(b, f64::from(v))),
-                ColumnData::F64(c) => fold!(&c.values, c.validity.as_ref(), f64::NAN, |b: f64, v: f64| pick(b, v)),
+                ColumnData::F32(c) => fold!(
+                    &c.values,
+                    c.validity.as_ref(),
+                    f64::NAN,
+                    |b: f64, v: f32| pick(b, f64::from(v))
+                ),
+                ColumnData::F64(c) => fold!(
+                    &c.values,
+                    c.validity.as_ref(),
+                    f64::NAN,
+                    |b: f64, v: f64| pick(b, v)
+                ),
                 other => {
                     let input = f64_values(other);
-                    fold!(&input, other.validity(), f64::NAN, |b: f64, v: f64| pick(b, v))
+                    fold!(&input, other.validity(), f64::NAN, |b: f64, v: f64| pick(
+                        b, v
+                    ))
                 }
             };
             if !best.is_nan() {
-                if counts[0] == 0 || values[0].is_nan() || (max && best > values[0]) || (!max && best < values[0]) {
+                if counts[0] == 0
+                    || values[0].is_nan()
+                    || (max && best > values[0])
+                    || (!max && best < values[0])
+                {
                     values[0] = best;
                 }
                 counts[0] += count;

@@ -183,9 +183,30 @@ mod tests {
             "SELECT e >> 1 = 1, f << 1 = 2, NOT g FROM t"
         );
         // DIV binds tighter than >: (a DIV 2) > 1, not a DIV (2 > 1).
-        let statements = Parser::parse_sql(&QservDialect::default(), "SELECT a DIV 2 > 1").unwrap();
-        let text = format!("{:?}", statements[0]);
-        assert!(text.find("MyIntegerDivide").unwrap() > text.find("Gt").unwrap());
+        let top_op = |sql: &str| {
+            let statements = Parser::parse_sql(&QservDialect::default(), sql).unwrap();
+            let sqlparser::ast::Statement::Query(query) = &statements[0] else {
+                panic!("not a query");
+            };
+            let sqlparser::ast::SetExpr::Select(select) = query.body.as_ref() else {
+                panic!("not a select");
+            };
+            let sqlparser::ast::SelectItem::UnnamedExpr(Expr::BinaryOp { op, .. }) =
+                &select.projection[0]
+            else {
+                panic!("not a binary operation");
+            };
+            op.clone()
+        };
+        assert_eq!(top_op("SELECT a DIV 2 > 1"), BinaryOperator::Gt);
+        assert_eq!(top_op("SELECT a MOD 2 = 1"), BinaryOperator::Eq);
+        assert_eq!(top_op("SELECT a > 1 && b < 2 || c"), BinaryOperator::Or);
+        assert_eq!(top_op("SELECT a XOR b AND c"), BinaryOperator::Xor);
+        assert_eq!(top_op("SELECT a | b & c"), BinaryOperator::BitwiseOr);
+        assert_eq!(
+            top_op("SELECT a + 1 << 2"),
+            BinaryOperator::PGBitwiseShiftLeft
+        );
     }
 
     #[test]

@@ -190,7 +190,7 @@ fn stats_exclude(p: &StatPredicate, min_max: Option<&MinMax>, null_count: u32, r
 /// What a task computes for its chunk.
 enum ChunkOut {
     Rows(Vec<ColumnData>),
-    Agg(Aggregator),
+    Agg(Box<Aggregator>),
     Count(u64),
 }
 
@@ -241,9 +241,9 @@ impl Program {
             Shape::Single {
                 count_only: true, ..
             } => ChunkOut::Count(0),
-            Shape::Single { agg: Some(agg), .. } => ChunkOut::Agg(agg.empty_like()),
+            Shape::Single { agg: Some(agg), .. } => ChunkOut::Agg(Box::new(agg.empty_like())),
             _ => match self.template_agg() {
-                Some(agg) => ChunkOut::Agg(agg),
+                Some(agg) => ChunkOut::Agg(Box::new(agg)),
                 None => ChunkOut::Rows(
                     self.plan
                         .body
@@ -398,8 +398,12 @@ impl Task {
                     if let Some(k) = program.chunk_top
                         && input.rows > k
                     {
-                        let order_exprs: Vec<Expr> =
-                            program.plan.order.iter().map(|&(index, _)| exprs[index].clone()).collect();
+                        let order_exprs: Vec<Expr> = program
+                            .plan
+                            .order
+                            .iter()
+                            .map(|&(index, _)| exprs[index].clone())
+                            .collect();
                         let key_columns = project(&order_exprs, &input)?;
                         let keys = key_columns
                             .iter()
@@ -606,8 +610,8 @@ impl Query<'_> {
         match out {
             ChunkOut::Count(n) => merge.count += n,
             ChunkOut::Agg(partial) => match merge.agg.as_mut() {
-                Some(agg) => agg.merge(partial)?,
-                None => merge.agg = Some(partial),
+                Some(agg) => agg.merge(*partial)?,
+                None => merge.agg = Some(*partial),
             },
             ChunkOut::Rows(columns) => {
                 let rows = columns.first().map_or(0, ColumnData::len) as u64;
