@@ -500,9 +500,17 @@ impl Task {
             chunk_id: self.chunk_id,
             sub_chunk_id: 0,
         };
-        let selection = match &plan.residual {
-            Some(residual) => Some(selection_of(&eval_filter(residual, &batch)?)),
-            None => None,
+        // Conditions the join did not enforce itself.
+        let remaining: Vec<Expr> = plan
+            .residual
+            .iter()
+            .filter(|part| part.edge.is_none_or(|edge| !joined.enforced[edge]))
+            .map(|part| part.expr.clone())
+            .collect();
+        let selection = if remaining.is_empty() {
+            None
+        } else {
+            Some(selection_of(&eval_filter(&Expr::and_all(remaining), &batch)?))
         };
         if selection.as_ref().is_some_and(Vec::is_empty) {
             return Ok(());
