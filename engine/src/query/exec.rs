@@ -510,7 +510,10 @@ impl Task {
         let selection = if remaining.is_empty() {
             None
         } else {
-            Some(selection_of(&eval_filter(&Expr::and_all(remaining), &batch)?))
+            Some(selection_of(&eval_filter(
+                &Expr::and_all(remaining),
+                &batch,
+            )?))
         };
         if selection.as_ref().is_some_and(Vec::is_empty) {
             return Ok(());

@@ -8,6 +8,7 @@
 //! gathers the columns it needs.
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 
 use skyscan_format::ColumnData;
 use skyscan_kernel::agg::KeyEncoder;
@@ -116,9 +117,18 @@ pub fn join(inputs: &[&TableRows], edges: &[JoinEdge], max_rows: usize) -> Resul
                 partner_position,
                 radius_deg,
                 inclusive,
-            } if *partner == next && done[*own] => {
-                Some((index, *own, *own_position, *partner_position, *radius_deg, *inclusive))
-            }
+                by_sub_chunk,
+            } if *partner == next && done[*own] => Some((
+                index,
+                *own,
+                *own_position,
+                *partner_position,
+                NearSpec {
+                    radius_deg: *radius_deg,
+                    inclusive: *inclusive,
+                    by_sub_chunk: *by_sub_chunk,
+                },
+            )),
             JoinEdge::Near {
                 own,
                 partner,
@@ -126,9 +136,18 @@ pub fn join(inputs: &[&TableRows], edges: &[JoinEdge], max_rows: usize) -> Resul
                 partner_position,
                 radius_deg,
                 inclusive,
-            } if *own == next && done[*partner] => {
-                Some((index, *partner, *partner_position, *own_position, *radius_deg, *inclusive))
-            }
+                by_sub_chunk,
+            } if *own == next && done[*partner] => Some((
+                index,
+                *partner,
+                *partner_position,
+                *own_position,
+                NearSpec {
+                    radius_deg: *radius_deg,
+                    inclusive: *inclusive,
+                    by_sub_chunk: *by_sub_chunk,
+                },
+            )),
             _ => None,
         });
         let pairs: Vec<(u32, u32)> = if !equi.is_empty() {
@@ -140,9 +159,18 @@ pub fn join(inputs: &[&TableRows], edges: &[JoinEdge], max_rows: usize) -> Resul
                 }
             }
             hash_join(inputs, &joined, &equi, next, max_rows)?
-        } else if let Some((index, joined_table, joined_position, next_position, radius, inclusive)) = near {
+        } else if let Some((index, joined_table, joined_position, next_position, spec)) = near {
             joined.enforced[index] = true;
-            near_join(inputs, &joined, joined_table, joined_position, next, next_position, radius, inclusive, max_rows)?
+            near_join(
+                inputs,
+                &joined,
+                joined_table,
+                joined_position,
+                next,
+                next_position,
+                spec,
+                max_rows,
+            )?
         } else {
             cross_join(joined.rows, inputs[next].rows, max_rows)?
         };
@@ -304,9 +332,35 @@ thread_local! {
         RefCell::new((NeighbourJoin::new(), Vec::new(), Vec::new()));
 }
 
+/// The condition of a near-neighbour join step.
+#[derive(Debug, Clone, Copy)]
+struct NearSpec {
+    radius_deg: f64,
+    inclusive: bool,
+    by_sub_chunk: bool,
+}
+
+/// The rows of each sub-chunk, by the subChunkId pseudo-column (the last
+/// slot of a partitioned table's rows).
+fn rows_by_sub_chunk(rows: &TableRows) -> Result<BTreeMap<i64, Vec<u32>>> {
+    let index = rows
+        .columns
+        .len()
+        .checked_sub(1)
+        .ok_or_else(|| QueryError::internal("no subChunkId column"))?;
+    let sub_chunks = i64_values(rows.column(index)?)?;
+    let mut groups: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
+    for (row, &sub) in sub_chunks.iter().enumerate() {
+        groups.entry(sub).or_default().push(row as u32);
+    }
+    Ok(groups)
+}
+
 /// Pairs with `scisql_angSep(joined, next) < radius` (or `<=`), exactly as
 /// sciSQL decides them (the kernel rechecks near-threshold pairs with the
-/// haversine), as (joined row, row of `next`).
+/// haversine), as (joined row, row of `next`). With `by_sub_chunk`, each
+/// sub-chunk's own rows of the joined table meet the rows `next` holds for
+/// that sub-chunk (its own and overlap rows), as Qserv's sub-chunk joins do.
 #[allow(clippy::too_many_arguments)]
 fn near_join(
     inputs: &[&TableRows],
@@ -315,33 +369,77 @@ fn near_join(
     joined_position: (usize, usize),
     next: usize,
     next_position: (usize, usize),
-    radius_deg: f64,
-    inclusive: bool,
+    spec: NearSpec,
     max_rows: usize,
 ) -> Result<Vec<(u32, u32)>> {
     let a = inputs[joined_table];
     let b = inputs[next];
-    let (a_ra, a_decl) = (positions(a.column(joined_position.0)?), positions(a.column(joined_position.1)?));
-    let (b_ra, b_decl) = (positions(b.column(next_position.0)?), positions(b.column(next_position.1)?));
+    let (a_ra, a_decl) = (
+        positions(a.column(joined_position.0)?),
+        positions(a.column(joined_position.1)?),
+    );
+    let (b_ra, b_decl) = (
+        positions(b.column(next_position.0)?),
+        positions(b.column(next_position.1)?),
+    );
     let params = JoinParams {
-        radius_deg,
-        comparison: if inclusive { Within::LessOrEqual } else { Within::Less },
+        radius_deg: spec.radius_deg,
+        comparison: if spec.inclusive {
+            Within::LessOrEqual
+        } else {
+            Within::Less
+        },
         max_pairs: max_rows,
     };
+    let run = |a_rows: Option<&[u32]>,
+               b_rows: Option<&[u32]>,
+               pairs: &mut Vec<(u32, u32)>|
+     -> Result<()> {
+        let pick = |values: &[f64], rows: Option<&[u32]>| -> Vec<f64> {
+            match rows {
+                Some(rows) => rows.iter().map(|&r| values[r as usize]).collect(),
+                None => values.to_vec(),
+            }
+        };
+        let (ar, ad) = (pick(&a_ra, a_rows), pick(&a_decl, a_rows));
+        let (br, bd) = (pick(&b_ra, b_rows), pick(&b_decl, b_rows));
+        NEIGHBOURS.with(|cell| {
+            let mut guard = cell.borrow_mut();
+            let (kernel, out_a, out_b) = &mut *guard;
+            out_a.clear();
+            out_b.clear();
+            kernel
+                .run(&ar, &ad, &br, &bd, &params, None, out_a, out_b)
+                .map_err(|e| match e {
+                    skyscan_kernel::spatial::SpatialError::TooManyPairs { .. } => {
+                        limit_error(max_rows)
+                    }
+                    other => QueryError::invalid(format!("near-neighbour join: {other:?}")),
+                })?;
+            for (&i, &j) in out_a.iter().zip(out_b.iter()) {
+                let ai = a_rows.map_or(i, |rows| rows[i as usize]);
+                let bj = b_rows.map_or(j, |rows| rows[j as usize]);
+                pairs.push((ai, bj));
+            }
+            if pairs.len() > max_rows {
+                return Err(limit_error(max_rows));
+            }
+            Ok(())
+        })
+    };
     // Pairs between rows of `joined_table` and rows of `next`.
-    let table_pairs: Vec<(u32, u32)> = NEIGHBOURS.with(|cell| {
-        let mut guard = cell.borrow_mut();
-        let (kernel, out_a, out_b) = &mut *guard;
-        out_a.clear();
-        out_b.clear();
-        kernel
-            .run(&a_ra, &a_decl, &b_ra, &b_decl, &params, None, out_a, out_b)
-            .map_err(|e| match e {
-                skyscan_kernel::spatial::SpatialError::TooManyPairs { .. } => limit_error(max_rows),
-                other => QueryError::invalid(format!("near-neighbour join: {other:?}")),
-            })?;
-        Ok::<_, QueryError>(out_a.iter().copied().zip(out_b.iter().copied()).collect())
-    })?;
+    let mut table_pairs: Vec<(u32, u32)> = Vec::new();
+    if spec.by_sub_chunk {
+        let a_groups = rows_by_sub_chunk(a)?;
+        let b_groups = rows_by_sub_chunk(b)?;
+        for (sub_chunk, a_rows) in &a_groups {
+            if let Some(b_rows) = b_groups.get(sub_chunk) {
+                run(Some(a_rows), Some(b_rows), &mut table_pairs)?;
+            }
+        }
+    } else {
+        run(None, None, &mut table_pairs)?;
+    }
     // Map rows of `joined_table` to the joined rows that hold them.
     let source = &joined.indices[joined_table];
     let mut first_of: Vec<u32> = vec![u32::MAX; a.rows];

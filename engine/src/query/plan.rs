@@ -127,6 +127,12 @@ pub enum JoinEdge {
         radius_deg: f64,
         /// `<=` instead of `<`.
         inclusive: bool,
+        /// Join sub-chunk by sub-chunk: the own rows of sub-chunk `s`
+        /// against the partner's own and overlap rows of `s`, so that each
+        /// pair is found exactly once (a row is copied into every
+        /// neighbouring sub-chunk of its chunk, so within a chunk it can
+        /// appear more than once). True for two director tables.
+        by_sub_chunk: bool,
     },
 }
 
@@ -1239,6 +1245,7 @@ pub fn plan_select(
                             partner_position: near.second_position,
                             radius_deg: near.radius_deg,
                             inclusive: near.inclusive,
+                            by_sub_chunk: false,
                         },
                         residual.len(),
                     ));
@@ -1276,8 +1283,8 @@ pub fn plan_select(
     // equalities or near-neighbour conditions within the overlap.
     let mut parent: Vec<usize> = (0..table_count).collect();
     let mut edges_kept = Vec::new();
-    for (edge, part) in joins {
-        match &edge {
+    for (mut edge, part) in joins {
+        match &mut edge {
             JoinEdge::Equi { left, right } => {
                 let (lp, rp) = (
                     &scope.tables[left.0].placement,
@@ -1329,6 +1336,9 @@ pub fn plan_select(
                 }
                 let (a, b) = (root(&mut parent, *own), root(&mut parent, *partner));
                 parent[a] = b;
+                if let JoinEdge::Near { by_sub_chunk, .. } = &mut edge {
+                    *by_sub_chunk = true;
+                }
                 edges_kept.push((edge, part));
             }
         }
@@ -1655,11 +1665,16 @@ pub fn plan_select(
                 partner,
                 own_position,
                 partner_position,
+                by_sub_chunk,
                 ..
             } => {
                 for (t, (ra, decl)) in [(*own, *own_position), (*partner, *partner_position)] {
                     used_slots.insert(scope.slot(t, ra));
                     used_slots.insert(scope.slot(t, decl));
+                    if *by_sub_chunk {
+                        // The subChunkId pseudo-column groups the rows.
+                        used_slots.insert(scope.slot(t, scope.tables[t].columns.len() + 1));
+                    }
                 }
             }
         }

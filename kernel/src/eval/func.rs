@@ -26,7 +26,12 @@ pub fn call<'a>(
     let rows = if all_scalar { 1 } else { batch.rows };
     let column = if matches!(
         func,
-        Func::AngSep | Func::PtInBox | Func::PtInCircle | Func::PtInEllipse | Func::PtInCPoly | Func::Photometry(_)
+        Func::AngSep
+            | Func::PtInBox
+            | Func::PtInCircle
+            | Func::PtInEllipse
+            | Func::PtInCPoly
+            | Func::Photometry(_)
     ) {
         super::sky::call(func, &values, rows)?
     } else {
@@ -329,7 +334,12 @@ fn call_columns(
             }
             ColumnData::Utf8(c)
         }
-        other => return Err(KernelError::Internal(format!("{} is evaluated elsewhere", other.name()))),
+        other => {
+            return Err(KernelError::Internal(format!(
+                "{} is evaluated elsewhere",
+                other.name()
+            )));
+        }
     })
 }
 

@@ -101,10 +101,17 @@ pub fn eval<'a>(expr: &Expr, batch: &Batch<'a>) -> Result<Datum<'a>> {
 /// `scisql_angSep(ra, decl, c1, c2) < r` with constant center and radius
 /// (and the mirrored `r > …`): the vectorized cone test instead of a
 /// haversine per row.
-fn cone_filter(op: BinaryOp, left: &Expr, right: &Expr, batch: &Batch<'_>) -> Result<Option<ColumnData>> {
+fn cone_filter(
+    op: BinaryOp,
+    left: &Expr,
+    right: &Expr,
+    batch: &Batch<'_>,
+) -> Result<Option<ColumnData>> {
     let (call, radius, inclusive) = match (op, left, right) {
         (BinaryOp::Lt, c, Expr::Literal(r)) | (BinaryOp::Gt, Expr::Literal(r), c) => (c, r, false),
-        (BinaryOp::LtEq, c, Expr::Literal(r)) | (BinaryOp::GtEq, Expr::Literal(r), c) => (c, r, true),
+        (BinaryOp::LtEq, c, Expr::Literal(r)) | (BinaryOp::GtEq, Expr::Literal(r), c) => {
+            (c, r, true)
+        }
         _ => return Ok(None),
     };
     let Expr::Call {
@@ -115,7 +122,9 @@ fn cone_filter(op: BinaryOp, left: &Expr, right: &Expr, batch: &Batch<'_>) -> Re
     else {
         return Ok(None);
     };
-    let (Some(radius), [lon, lat, Expr::Literal(c1), Expr::Literal(c2)]) = (radius.to_f64(), args.as_slice()) else {
+    let (Some(radius), [lon, lat, Expr::Literal(c1), Expr::Literal(c2)]) =
+        (radius.to_f64(), args.as_slice())
+    else {
         return Ok(None);
     };
     let (Some(c1), Some(c2)) = (c1.to_f64(), c2.to_f64()) else {

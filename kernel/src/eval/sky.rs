@@ -58,10 +58,12 @@ pub fn call(func: Func, values: &[Datum<'_>], rows: usize) -> Result<ColumnData>
             Datum::Column(c) => Prepared::Column(f64_values(c)),
         })
         .collect();
-    let input_validity = values.iter().fold(None, |acc: Option<Bitmap>, value| match value {
-        Datum::Column(c) => and_validity(acc.as_ref(), c.validity()),
-        Datum::Scalar(_) => acc,
-    });
+    let input_validity = values
+        .iter()
+        .fold(None, |acc: Option<Bitmap>, value| match value {
+            Datum::Column(c) => and_validity(acc.as_ref(), c.validity()),
+            Datum::Scalar(_) => acc,
+        });
     let null_constant = prepared.iter().any(|p| matches!(p, Prepared::Scalar(None)));
     let args: Vec<F64Arg<'_>> = prepared.iter().map(Prepared::arg).collect();
     match func {
@@ -77,19 +79,49 @@ pub fn call(func: Func, values: &[Datum<'_>], rows: usize) -> Result<ColumnData>
             let mut out = vec![0u64; words];
             let mut validity = validity_words(None, rows);
             let outcome = match func {
-                Func::PtInBox => s2_pt_in_box(rows, args[0], args[1], args[2], args[3], args[4], args[5], &mut out, &mut validity),
-                Func::PtInCircle => s2_pt_in_circle(rows, args[0], args[1], args[2], args[3], args[4], &mut out, &mut validity),
+                Func::PtInBox => s2_pt_in_box(
+                    rows,
+                    args[0],
+                    args[1],
+                    args[2],
+                    args[3],
+                    args[4],
+                    args[5],
+                    &mut out,
+                    &mut validity,
+                ),
+                Func::PtInCircle => s2_pt_in_circle(
+                    rows,
+                    args[0],
+                    args[1],
+                    args[2],
+                    args[3],
+                    args[4],
+                    &mut out,
+                    &mut validity,
+                ),
                 Func::PtInEllipse => s2_pt_in_ellipse(
-                    rows, args[0], args[1], args[2], args[3], args[4], args[5], args[6], &mut out, &mut validity,
+                    rows,
+                    args[0],
+                    args[1],
+                    args[2],
+                    args[3],
+                    args[4],
+                    args[5],
+                    args[6],
+                    &mut out,
+                    &mut validity,
                 ),
                 _ => {
-                    let vertices: Vec<(F64Arg<'_>, F64Arg<'_>)> = args[2..].chunks(2).map(|p| (p[0], p[1])).collect();
+                    let vertices: Vec<(F64Arg<'_>, F64Arg<'_>)> =
+                        args[2..].chunks(2).map(|p| (p[0], p[1])).collect();
                     s2_pt_in_cpoly(rows, args[0], args[1], &vertices, &mut out, &mut validity)
                 }
             };
             outcome.map_err(|e| spatial_error(func, e))?;
             if let Some(input) = &input_validity {
-                mask_null_inputs(rows, &mut out, &mut validity, input.words()).map_err(|e| spatial_error(func, e))?;
+                mask_null_inputs(rows, &mut out, &mut validity, input.words())
+                    .map_err(|e| spatial_error(func, e))?;
             }
             Ok(ColumnData::Bool(BoolColumn {
                 values: Bitmap::from_words(out, rows),
@@ -106,7 +138,9 @@ pub fn call(func: Func, values: &[Datum<'_>], rows: usize) -> Result<ColumnData>
             let mut out = vec![0.0; rows];
             let mut validity = validity_words(input_validity.as_ref(), rows);
             let outcome = match func {
-                Func::AngSep => ang_sep(args[0], args[1], args[2], args[3], &mut out, &mut validity),
+                Func::AngSep => {
+                    ang_sep(args[0], args[1], args[2], args[3], &mut out, &mut validity)
+                }
                 Func::Photometry(p) => p.eval(&args, &mut out, &mut validity),
                 _ => Ok(()),
             };
@@ -116,7 +150,10 @@ pub fn call(func: Func, values: &[Datum<'_>], rows: usize) -> Result<ColumnData>
                 validity: into_validity(validity, rows),
             }))
         }
-        other => Err(KernelError::Internal(format!("{} is not a sciSQL function", other.name()))),
+        other => Err(KernelError::Internal(format!(
+            "{} is not a sciSQL function",
+            other.name()
+        ))),
     }
 }
 
@@ -140,7 +177,11 @@ pub fn ang_sep_cone(
     let mut out = vec![0u64; words];
     let input = and_validity(lon.validity(), lat.validity());
     let mut validity = validity_words(input.as_ref(), rows);
-    let comparison = if inclusive { Within::LessOrEqual } else { Within::Less };
+    let comparison = if inclusive {
+        Within::LessOrEqual
+    } else {
+        Within::Less
+    };
     ang_sep_within(
         &lon_values,
         &lat_values,
