@@ -21,6 +21,8 @@ use skyscan_kernel::value::Scalar;
 
 struct Fixture {
     engine: QueryEngine,
+    /// The same database with every query of a chunk or more on the convoys.
+    convoy_engine: QueryEngine,
     objects: Table,
     sources: Table,
 }
@@ -67,8 +69,19 @@ fn fixture() -> &'static Fixture {
                 ..EngineOptions::default()
             },
         );
+        let mut scan = skyscan_engine::scan::EngineConfig::default();
+        scan.interactive_max_chunks = 1;
+        let convoy_engine = QueryEngine::new(
+            Database::open(&root).unwrap(),
+            EngineOptions {
+                default_database: Some("lsst".to_string()),
+                scan,
+                ..EngineOptions::default()
+            },
+        );
         Fixture {
             engine,
+            convoy_engine,
             objects,
             sources,
         }
@@ -396,4 +409,87 @@ fn subqueries_and_expressions_beyond_qserv() {
         .query("SELECT objectId FROM Object WHERE objectId IN (SELECT o.objectId FROM Object AS x)")
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Name);
+}
+
+/// Answers as sorted rows, for comparing execution paths.
+fn sorted_rows(result: &skyscan_engine::query::QueryResult) -> Vec<String> {
+    let mut rows: Vec<String> = result.to_rows().iter().map(|r| format!("{r:?}")).collect();
+    rows.sort();
+    rows
+}
+
+const PATH_QUERIES: [&str; 8] = [
+    "SELECT COUNT(*), SUM(nVisits), MIN(ra), MAX(decl) FROM Object WHERE g_psfFlux > 100",
+    "SELECT objectId, r_psfFlux FROM Object WHERE extendedness > 0.5 AND decl > 1.2",
+    "SELECT FLOOR(decl * 20) AS b, COUNT(*), AVG(u_psfFlux) FROM Object GROUP BY b",
+    "SELECT objectId FROM Object ORDER BY z_psfFlux DESC, objectId LIMIT 25",
+    "SELECT o.objectId, COUNT(*) FROM Object o JOIN Source s USING (objectId) WHERE o.decl < 0.3 GROUP BY o.objectId",
+    "SELECT COUNT(*) FROM Object o1, Object o2 WHERE scisql_angSep(o1.ra, o1.decl, o2.ra, o2.decl) < 0.005 AND o1.objectId < o2.objectId",
+    "SELECT chunkId, COUNT(*) FROM Source GROUP BY chunkId",
+    "SELECT refBand, COUNT(DISTINCT nVisits) FROM Object GROUP BY refBand",
+];
+
+#[test]
+fn convoys_plain_path_and_interactive_give_the_same_answers() {
+    let f = fixture();
+    for sql in PATH_QUERIES {
+        let default = sorted_rows(&f.engine.query(sql).unwrap());
+        let convoy = sorted_rows(&f.convoy_engine.query(sql).unwrap());
+        assert_eq!(default, convoy, "convoy path: {sql}");
+        let options = skyscan_engine::query::ExecOptions {
+            threads: 1,
+            path: skyscan_engine::query::ScanPath::Plain,
+            ..skyscan_engine::query::ExecOptions::default()
+        };
+        let mut sink = skyscan_engine::query::CollectSink::new(u64::MAX);
+        f.engine.query_with(sql, &options, &mut sink).unwrap();
+        assert_eq!(default, sorted_rows(&sink.result), "plain path: {sql}");
+        assert!(!default.is_empty(), "{sql}");
+    }
+}
+
+#[test]
+fn concurrent_queries_share_scans_and_stay_correct() {
+    let f = fixture();
+    let expected: Vec<Vec<String>> = PATH_QUERIES
+        .iter()
+        .map(|sql| sorted_rows(&f.engine.query(sql).unwrap()))
+        .collect();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..16)
+            .map(|i| {
+                let sql = PATH_QUERIES[i % PATH_QUERIES.len()];
+                let engine = &f.convoy_engine;
+                scope.spawn(move || {
+                    (
+                        i % PATH_QUERIES.len(),
+                        sorted_rows(&engine.query(sql).unwrap()),
+                    )
+                })
+            })
+            .collect();
+        for handle in handles {
+            let (index, rows) = handle.join().unwrap();
+            assert_eq!(rows, expected[index], "{}", PATH_QUERIES[index]);
+        }
+    });
+}
+
+#[test]
+fn a_cancelled_query_stops_with_a_cancelled_error() {
+    let f = fixture();
+    let options = skyscan_engine::query::ExecOptions::default();
+    options.cancel.cancel();
+    let mut sink = skyscan_engine::query::CollectSink::new(u64::MAX);
+    let err = f
+        .convoy_engine
+        .query_with(
+            "SELECT COUNT(*) FROM Object o JOIN Source s USING (objectId)",
+            &options,
+            &mut sink,
+        )
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Cancelled, "{err}");
+    // The engine goes on serving.
+    assert!(f.convoy_engine.query("SELECT COUNT(*) FROM Object").is_ok());
 }
