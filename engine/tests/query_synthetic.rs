@@ -69,8 +69,10 @@ fn fixture() -> &'static Fixture {
                 ..EngineOptions::default()
             },
         );
-        let mut scan = skyscan_engine::scan::EngineConfig::default();
-        scan.interactive_max_chunks = 1;
+        let scan = skyscan_engine::scan::EngineConfig {
+            interactive_max_chunks: 1,
+            ..skyscan_engine::scan::EngineConfig::default()
+        };
         let convoy_engine = QueryEngine::new(
             Database::open(&root).unwrap(),
             EngineOptions {
