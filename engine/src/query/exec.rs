@@ -17,13 +17,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use skyscan_format::{ColumnData, MinMax, RowGroupSet};
+use skyscan_format::{Bitmap, ColumnData, MinMax, RowGroupSet};
 use skyscan_kernel::agg::{AggLimits, Aggregator};
-use skyscan_kernel::batch::{Batch, selection_of};
-use skyscan_kernel::build::{append_rows, cast_column, repeat_scalar};
+use skyscan_kernel::batch::{Batch, bitmap_and, bitmap_from_fn, selection_of};
+use skyscan_kernel::build::{append_rows, cast_column, f64_values, repeat_scalar};
 use skyscan_kernel::eval::{eval, eval_filter};
 use skyscan_kernel::expr::{AggFunc, BinaryOp, Expr};
-use skyscan_kernel::sort::{SortKey, sorted_indices};
+use skyscan_kernel::sort::{SortKey, sorted_indices, sorted_subset};
 use skyscan_kernel::take::take;
 use skyscan_kernel::value::{DataType, Scalar};
 
@@ -386,6 +386,8 @@ struct Task {
     /// Join mode: the filtered rows of each scan table.
     buffers: Vec<TableRows>,
     error: Option<QueryError>,
+    /// Top-k: the first sort key of the chunk's current k-th row.
+    top_threshold: Option<f64>,
 }
 
 impl Task {
@@ -447,11 +449,11 @@ impl Task {
                         }
                         _ => kernel_batch,
                     };
-                    // ORDER BY … LIMIT k: only this row group's best k go on.
+                    // ORDER BY … LIMIT k: only this row group's best k go on,
+                    // and once the chunk holds k rows, only rows not worse than
+                    // its k-th on the first key are even sorted.
                     let best;
-                    if let Some(k) = program.chunk_top
-                        && input.rows > k
-                    {
+                    if let Some(k) = program.chunk_top {
                         let order_exprs: Vec<Expr> = program
                             .plan
                             .order
@@ -459,27 +461,69 @@ impl Task {
                             .map(|&(index, _)| exprs[index].clone())
                             .collect();
                         let key_columns = project(&order_exprs, &input)?;
-                        let keys = key_columns
-                            .iter()
-                            .zip(&program.plan.order)
-                            .map(|(column, &(_, descending))| SortKey::new(column, descending))
-                            .collect::<Result<Vec<_>, _>>()?;
-                        let top = sorted_indices(&keys, input.rows, Some(k));
-                        best = compact(input.columns, needed, &top)?;
-                        input = Batch {
-                            columns: &best,
-                            rows: top.len(),
-                            ..input
+                        let candidates: Vec<u32> = match self.top_threshold {
+                            Some(threshold) => {
+                                let first = &key_columns[0];
+                                let descending = program.plan.order[0].1;
+                                let values = f64_values(first);
+                                let not_worse = if descending {
+                                    bitmap_from_fn(&values, |v| v >= threshold || v.is_nan())
+                                } else {
+                                    bitmap_from_fn(&values, |v| v <= threshold)
+                                };
+                                let keep = match first.validity() {
+                                    // NULL sorts first: best in ASC, worst in DESC.
+                                    Some(validity) if !descending => {
+                                        let words = not_worse
+                                            .words()
+                                            .iter()
+                                            .zip(validity.words())
+                                            .map(|(&w, &v)| w | !v)
+                                            .collect();
+                                        Bitmap::from_words(words, input.rows)
+                                    }
+                                    Some(validity) => bitmap_and(&not_worse, validity),
+                                    None => not_worse,
+                                };
+                                selection_of(&keep)
+                            }
+                            None => (0..input.rows as u32).collect(),
                         };
+                        if candidates.is_empty() {
+                            return Ok(());
+                        }
+                        if candidates.len() < input.rows || input.rows > k {
+                            let keys = key_columns
+                                .iter()
+                                .zip(&program.plan.order)
+                                .map(|(column, &(_, descending))| SortKey::new(column, descending))
+                                .collect::<Result<Vec<_>, _>>()?;
+                            let top = sorted_subset(&keys, candidates, Some(k));
+                            best = compact(input.columns, needed, &top)?;
+                            input = Batch {
+                                columns: &best,
+                                rows: top.len(),
+                                ..input
+                            };
+                        }
                     }
                     let projected = project(exprs, &input)?;
                     for (column, new) in columns.iter_mut().zip(&projected) {
                         append_rows(column, new, None)?;
                     }
                     if let Some(k) = program.chunk_top
-                        && columns.first().map_or(0, ColumnData::len) > k.max(1024) * 4
+                        && columns.first().map_or(0, ColumnData::len)
+                            >= k.saturating_mul(2).max(k + 1)
                     {
                         *columns = top_rows(std::mem::take(columns), &program.plan.order, k)?;
+                        // The k-th row's first key bounds what can still enter.
+                        let (index, _) = program.plan.order[0];
+                        if columns[0].len() == k && k > 0 {
+                            let key = &columns[index];
+                            if key.is_valid(k - 1) {
+                                self.top_threshold = f64_values(key).get(k - 1).copied();
+                            }
+                        }
                     }
                 }
                 _ => {}
@@ -771,6 +815,7 @@ impl ScanQuery for Query {
             out: Some(self.program.empty_out()),
             buffers: vec![TableRows::default(); self.handles.len()],
             error: None,
+            top_threshold: None,
         }))
     }
 
@@ -1079,6 +1124,7 @@ pub fn execute_select(
             out: Some(program.empty_out()),
             buffers: Vec::new(),
             error: None,
+            top_threshold: None,
         };
         if program.plan.scope.tables.is_empty() {
             // SELECT without FROM: one row of nothing.

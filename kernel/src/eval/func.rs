@@ -71,7 +71,9 @@ fn unary(arg: &ColumnData, f: impl Fn(f64) -> f64, domain: impl Fn(f64) -> bool)
     let x = f64_values(arg);
     let values: Vec<f64> = x.iter().map(|&v| f(v)).collect();
     let in_domain = bitmap_from_fn(&x, domain);
-    let validity = and_validity(arg.validity(), Some(&in_domain));
+    // No validity bitmap when every value is in the domain (the usual case).
+    let in_domain = (in_domain.count_ones() < x.len()).then_some(in_domain);
+    let validity = and_validity(arg.validity(), in_domain.as_ref());
     f64_column(values, validity)
 }
 
