@@ -18,10 +18,13 @@ use memmap2::Mmap;
 
 use super::error::{Result, StorageError};
 
+/// Maps by path, each with the clock of its last use; and the clock.
+type Maps = (HashMap<PathBuf, (Arc<Mmap>, u64)>, u64);
+
 /// A bounded cache of read-only maps, by path.
 #[derive(Debug)]
 pub struct MappingCache {
-    maps: Mutex<(HashMap<PathBuf, (Arc<Mmap>, u64)>, u64)>,
+    maps: Mutex<Maps>,
     max_entries: usize,
 }
 

@@ -69,7 +69,8 @@ pub struct StorageConfig {
     /// How reads are coalesced and split.
     pub ranges: RangeOptions,
     /// The plain path decodes from memory maps of the chunk files (no copy)
-    /// instead of reading with its backend.
+    /// instead of reading with its backend (ignored when `plain_backend` is
+    /// given: an explicit backend, such as a fault injector, is used).
     pub plain_mapped: bool,
     /// Most files kept mapped.
     pub max_mapped_files: usize,
@@ -127,6 +128,9 @@ impl Storage {
                 (backend, report)
             }
         };
+        // An explicit plain backend (a fault injector, io_uring) is used as
+        // given; otherwise the plain path maps files.
+        let mapped = config.plain_mapped && config.plain_backend.is_none();
         let plain_backend = config
             .plain_backend
             .unwrap_or_else(|| Arc::new(PreadBackend));
@@ -134,9 +138,7 @@ impl Storage {
             footers: FooterCache::new(config.footer_cache_entries, config.footer_cache_bytes),
             memory: MemoryManager::new(config.memory),
             ranges: config.ranges,
-            mappings: config
-                .plain_mapped
-                .then(|| MappingCache::new(config.max_mapped_files)),
+            mappings: mapped.then(|| MappingCache::new(config.max_mapped_files)),
             backend,
             plain_backend,
             backend_report,
