@@ -8,6 +8,8 @@
 //!   DuckDB and chDB loading the same file into their native tables.
 //! * `query`: single queries (filters, aggregates, GROUP BY, top-k, cone
 //!   searches) against DuckDB on the same rows.
+//! * `shared`: K different SQL scans at once on the convoys, against DuckDB
+//!   running the same K queries concurrently.
 //! * `scan`: shared scans through the convoys (T(K)/T(1), cold scan against
 //!   raw O_DIRECT, lookups under load, memory).
 //! * `spatial`: the near-neighbour join kernel against DuckDB's grid-cell
@@ -21,6 +23,7 @@ use clap::{Parser, Subcommand};
 mod format_bench;
 mod load_bench;
 mod query_bench;
+mod shared_bench;
 mod scan_bench;
 mod spatial_bench;
 
@@ -40,6 +43,8 @@ enum Command {
     Load(load_bench::LoadArgs),
     /// Single queries (filters, aggregates, GROUP BY, top-k, cones) against DuckDB.
     Query(query_bench::QueryArgs),
+    /// K different SQL scans at once on the convoys against DuckDB running them concurrently.
+    Shared(shared_bench::SharedArgs),
     /// Shared scans: T(K)/T(1), cold scan vs raw O_DIRECT, lookups under load, memory.
     Scan(scan_bench::ScanArgs),
     /// Near-neighbour join at 1′ (1/2/4 deg²) against DuckDB; s2PtInCircle points/s.
@@ -52,6 +57,7 @@ fn main() -> ExitCode {
         Command::Format(args) => format_bench::run(&args),
         Command::Load(args) => load_bench::run(&args),
         Command::Query(args) => query_bench::run(&args),
+        Command::Shared(args) => shared_bench::run(&args),
         Command::Scan(args) => scan_bench::run(&args),
         Command::Spatial(args) => spatial_bench::run(&args),
     };

@@ -834,12 +834,14 @@ impl ScanQuery for Query {
             Ok(task.out.take())
         })();
         let out = outcome.map_err(|e| StorageError::Task(Box::new(e)))?;
+        // Counted before the output is sent, so that the merge, on receiving
+        // the last output, sees every chunk done.
+        let done = self.done.fetch_add(1, Ordering::AcqRel) + 1;
         if let Some(out) = out {
             self.queued_bytes.fetch_add(out.bytes(), Ordering::Relaxed);
             // The merge has gone (it failed or was satisfied): stop.
             self.sender.send(out).map_err(|_| StorageError::Cancelled)?;
         }
-        let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
         if let Some(progress) = &self.program.options.progress {
             progress(Progress {
                 chunks_done: done,
@@ -1233,12 +1235,17 @@ pub fn execute_select(
             };
             let mut control = control;
             let mut failure: Option<QueryError> = None;
+            let total = query.chunks.len() as u64;
             loop {
-                match receiver.recv_timeout(std::time::Duration::from_millis(20)) {
+                match receiver.recv_timeout(std::time::Duration::from_millis(5)) {
                     Ok(out) => {
                         if let Err(err) = merge_one(&mut merge, out) {
                             failure = Some(err);
                             control.cancel(&satisfied);
+                            break;
+                        }
+                        // Every chunk delivered: no need to wait for the next poll.
+                        if query.done.load(Ordering::Acquire) >= total {
                             break;
                         }
                     }
