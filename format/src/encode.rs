@@ -394,19 +394,76 @@ fn delta_of<T: Lane>(values: &[T]) -> (i64, u32) {
 }
 
 /// Distinct lane values sorted by `key`, or `None` when more than `limit`.
+///
+/// An open-addressing set of `u64` sized for `limit` (load factor <= 1/2):
+/// the encoder calls this on every block of every integer and float column,
+/// and most float blocks reach the limit, so growing a general hash set
+/// (rehashing as it goes) dominated the writer's profile.
 fn distinct<T: Lane>(values: &[T], limit: usize, key: impl Fn(T) -> u64) -> Option<Vec<T>> {
-    let mut seen = HashSet::default();
+    let capacity = (2 * limit.max(1)).next_power_of_two().max(16);
+    let mask = capacity - 1;
+    // Slot 0 of `occupied` marks an empty slot; values are compared in full.
+    let mut slots = vec![0u64; capacity];
+    let mut occupied = vec![false; capacity];
     let mut dict = Vec::new();
     for &value in values {
-        if seen.insert(value.to_u64()) {
-            if dict.len() == limit {
-                return None;
+        let bits = value.to_u64();
+        let mut slot = (mix64(bits) as usize) & mask;
+        loop {
+            if !occupied[slot] {
+                if dict.len() == limit {
+                    return None;
+                }
+                occupied[slot] = true;
+                slots[slot] = bits;
+                dict.push(value);
+                break;
             }
-            dict.push(value);
+            if slots[slot] == bits {
+                break;
+            }
+            slot = (slot + 1) & mask;
         }
     }
     dict.sort_unstable_by_key(|&value| key(value));
     Some(dict)
+}
+
+/// Keeps `(encoding, size)` in `best` when strictly smaller.
+fn consider(best: &mut (Encoding, usize), encoding: Encoding, size: usize) {
+    if size < best.1 {
+        *best = (encoding, size);
+    }
+}
+
+/// SplitMix64's finalizer: spreads keys that differ only in high bits.
+#[inline]
+fn mix64(value: u64) -> u64 {
+    let mut z = value.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The largest dictionary length `d <= limit` whose dictionary section
+/// ([`dict_size`] less `header` bytes) is smaller than `best`: a larger
+/// dictionary cannot be chosen, so counting distinct values may stop there
+/// without changing the encoder's choice.
+fn useful_dict_len(rows: usize, value_bytes: usize, best: usize, header: usize, limit: usize) -> usize {
+    let fits = |d: usize| dict_size(rows, d, value_bytes) - header < best;
+    if limit == 0 || !fits(1) {
+        return 0;
+    }
+    let (mut low, mut high) = (1, limit);
+    while low < high {
+        let mid = low + (high - low).div_ceil(2);
+        if fits(mid) {
+            low = mid;
+        } else {
+            high = mid - 1;
+        }
+    }
+    low
 }
 
 fn dict_size(rows: usize, dict_len: usize, value_bytes: usize) -> usize {
@@ -485,26 +542,27 @@ fn encode_ints<T: Lane>(values: &[T], forced: Option<Encoding>) -> Result<Values
             let (_, for_width) = frame_of(values);
             let (_, delta_width) = delta_of(values);
             let mut best = (Encoding::Plain, rows * value_bytes);
-            let mut consider = |encoding, size| {
-                if size < best.1 {
-                    best = (encoding, size);
-                }
-            };
-            consider(Encoding::ForBitpack, 16 + packed_len(rows, for_width));
+
+            consider(&mut best, Encoding::ForBitpack, 16 + packed_len(rows, for_width));
             if rows > 0 {
                 consider(
+                    &mut best,
                     Encoding::DeltaBitpack,
                     24 + packed_len(rows - 1, delta_width),
                 );
             }
-            if let Some(dict) = distinct(values, AUTO_DICT_MAX.min(rows / 2), T::order_key) {
+            let limit = useful_dict_len(rows, value_bytes, best.1, 0, AUTO_DICT_MAX.min(rows / 2));
+            if limit > 0
+                && let Some(dict) = distinct(values, limit, T::order_key)
+            {
                 consider(
+                    &mut best,
                     Encoding::Dictionary,
                     dict_size(rows, dict.len(), value_bytes),
                 );
             }
             if let Some(plan) = sparse_plan(values, false) {
-                consider(Encoding::Sparse, plan.size);
+                consider(&mut best, Encoding::Sparse, plan.size);
                 if best.0 == Encoding::Sparse {
                     return Ok(Values::plain(
                         Encoding::Sparse,
@@ -585,8 +643,13 @@ fn sparse_plan<T: Lane>(values: &[T], forced: bool) -> Option<SparsePlan<T>> {
     let (_, for_width) = frame_of(&exceptions);
     let value_bytes = std::mem::size_of::<T>();
     let for_size = packed_len(count, for_width);
-    let dict = distinct(&exceptions, AUTO_DICT_MAX.min(count / 2), T::order_key)
-        .filter(|dict| dict_size(count, dict.len(), value_bytes) - 8 < for_size);
+    let limit = useful_dict_len(count, value_bytes, for_size, 8, AUTO_DICT_MAX.min(count / 2));
+    let dict = if limit > 0 {
+        distinct(&exceptions, limit, T::order_key)
+            .filter(|dict| dict_size(count, dict.len(), value_bytes) - 8 < for_size)
+    } else {
+        None
+    };
     let values_size = match &dict {
         Some(dict) => dict_size(count, dict.len(), value_bytes) - 8,
         None => for_size,
@@ -872,17 +935,17 @@ fn encode_floats<F: Float>(
             let keys = float_keys(values);
             let (_, key_width) = frame_of(&keys);
             let mut best = (Encoding::Plain, std::mem::size_of_val(values));
-            let mut consider = |encoding, size| {
-                if size < best.1 {
-                    best = (encoding, size);
-                }
-            };
-            consider(Encoding::FloatFor, 16 + packed_len(rows, key_width));
+
+            consider(&mut best, Encoding::FloatFor, 16 + packed_len(rows, key_width));
             if let Some(exponent) = alp_exponent(values) {
-                consider(Encoding::Alp, alp_size(values, exponent));
+                consider(&mut best, Encoding::Alp, alp_size(values, exponent));
             }
-            if let Some(dict) = distinct(&bits, AUTO_DICT_MAX.min(rows / 2), dict_key) {
+            let limit = useful_dict_len(rows, value_bytes, best.1, 0, AUTO_DICT_MAX.min(rows / 2));
+            if limit > 0
+                && let Some(dict) = distinct(&bits, limit, dict_key)
+            {
                 consider(
+                    &mut best,
                     Encoding::Dictionary,
                     dict_size(rows, dict.len(), value_bytes),
                 );

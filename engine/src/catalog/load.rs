@@ -65,6 +65,10 @@ pub struct LoadSummary {
     pub spilled_segments: u64,
     /// Bytes spilled to disk.
     pub spilled_bytes: u64,
+    /// Time spent reading and placing rows (loader phase 1).
+    pub read_time: std::time::Duration,
+    /// Time spent merging, encoding and writing (loader phase 2).
+    pub write_time: std::time::Duration,
 }
 
 /// Loads `table` as `def` into `database` and commits: the one call a

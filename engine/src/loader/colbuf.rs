@@ -325,6 +325,77 @@ impl ColBuf {
     }
 }
 
+/// The rows of `sources` moved to positions `slots[s][row]` of one new
+/// buffer of `len` rows (every slot written once): the first pass of the
+/// two-pass gather. Reads each source sequentially and writes into a few
+/// hundred forward-moving streams (one per row group), so that the second
+/// pass ([`gather_column`] over the result) reads within one row group's
+/// block. `None` for variable-length columns (gathered directly).
+pub(crate) fn scatter_sources(
+    column_type: ColumnType,
+    sources: &[&ColBuf],
+    slots: &[&[u32]],
+    len: usize,
+) -> Option<ColBuf> {
+    fn scatter<T: Copy + Default>(parts: &[(&[T], &[u32])], len: usize) -> Vec<T> {
+        let mut out = vec![T::default(); len];
+        for (values, slots) in parts {
+            for (&value, &slot) in values.iter().zip(slots.iter()) {
+                out[slot as usize] = value;
+            }
+        }
+        out
+    }
+    macro_rules! typed {
+        ($variant:ident) => {{
+            let parts: Vec<_> = sources
+                .iter()
+                .zip(slots)
+                .filter_map(|(source, slots)| match &source.values {
+                    Values::$variant(values) => Some((values.as_slice(), *slots)),
+                    _ => None,
+                })
+                .collect();
+            if parts.len() != sources.len() {
+                return None;
+            }
+            Values::$variant(scatter(&parts, len))
+        }};
+    }
+    let values = match column_type {
+        ColumnType::Bool => typed!(Bool),
+        ColumnType::I8 => typed!(I8),
+        ColumnType::I16 => typed!(I16),
+        ColumnType::I32 => typed!(I32),
+        ColumnType::I64 => typed!(I64),
+        ColumnType::F32 => typed!(F32),
+        ColumnType::F64 => typed!(F64),
+        ColumnType::Utf8 | ColumnType::Binary => return None,
+    };
+    let valid = if sources.iter().any(|s| s.valid.is_some()) {
+        let ones: Vec<Vec<u8>> = sources
+            .iter()
+            .map(|s| if s.valid.is_none() { vec![1u8; s.len()] } else { Vec::new() })
+            .collect();
+        let parts: Vec<(&[u8], &[u32])> = sources
+            .iter()
+            .zip(slots)
+            .zip(&ones)
+            .map(|((source, slots), ones)| {
+                (source.valid.as_deref().unwrap_or(ones.as_slice()), *slots)
+            })
+            .collect();
+        Some(scatter(&parts, len))
+    } else {
+        None
+    };
+    Some(ColBuf {
+        column_type,
+        values,
+        valid,
+    })
+}
+
 /// A reference to row `index` of source `source`, packed: source in the
 /// high 16 bits, index in the low 48.
 pub(crate) fn row_ref(source: usize, index: usize) -> u64 {
@@ -420,22 +491,34 @@ pub(crate) fn gather_column(
                     _ => Err("a source of another type".to_string()),
                 })
                 .collect::<Result<_, _>>()?;
+            let span = |packed: u64| {
+                let (source, index) = split_ref(packed);
+                let (ends, data) = parts[source];
+                let start = if index == 0 { 0 } else { ends[index - 1] } as usize;
+                &data[start..ends[index] as usize]
+            };
+            let total: usize = refs.iter().map(|&packed| span(packed).len()).sum();
+            if u32::try_from(total).is_err() {
+                return Err("a row group over 4 GiB of variable-length values".to_string());
+            }
             let mut column = VarColumn {
                 offsets: Vec::with_capacity(refs.len() + 1),
-                data: Vec::new(),
+                data: Vec::with_capacity(total),
                 validity,
             };
             column.offsets.push(0);
             for &packed in refs {
-                let (source, index) = split_ref(packed);
-                let (ends, data) = parts[source];
-                let start = if index == 0 { 0 } else { ends[index - 1] } as usize;
-                column
-                    .data
-                    .extend_from_slice(&data[start..ends[index] as usize]);
-                let end = u32::try_from(column.data.len())
-                    .map_err(|_| "a row group over 4 GiB of variable-length values".to_string())?;
-                column.offsets.push(end);
+                let value = span(packed);
+                // Short values (band names, flags as text) byte by byte: a
+                // memmove call per value cost more than the copy.
+                if value.len() <= 16 {
+                    for &byte in value {
+                        column.data.push(byte);
+                    }
+                } else {
+                    column.data.extend_from_slice(value);
+                }
+                column.offsets.push(column.data.len() as u32);
             }
             if column_type == ColumnType::Utf8 {
                 ColumnData::Utf8(column)

@@ -368,8 +368,13 @@ pub fn load_source(
             if let Some(report) = progress {
                 report(&counters.snapshot(total_bytes, started));
             }
+            let read_time = started.elapsed();
             counters.phase.store(1, Ordering::Relaxed);
-            write_phase(load, readers, &schema, options, replicated, &spill_dir, &counters)
+            let mut summary =
+                write_phase(load, readers, &schema, options, replicated, &spill_dir, &counters)?;
+            summary.read_time = read_time;
+            summary.write_time = started.elapsed() - read_time;
+            Ok(summary)
         })();
         if let Ok(mut finished) = done.lock() {
             *finished = true;
@@ -839,6 +844,60 @@ fn merge_chunk(chunk: &ChunkWork<'_>, runs: &[SortedKeys]) -> (Vec<u32>, Vec<u64
     (merged_groups, merged_refs)
 }
 
+/// The first pass of the two-pass gather of a chunk held in memory: every
+/// fixed-width column of the chunk's buffers moved into row-group blocks
+/// ([`colbuf::scatter_sources`]), and for each row in file order its place
+/// in the blocks (a [`row_ref`] of source 0).
+fn stage(
+    chunk: &ChunkWork<'_>,
+    schema: &TableSchema,
+    groups: &[u32],
+    refs: &[u64],
+) -> Result<(Vec<u64>, Vec<Option<ColBuf>>), CatalogError> {
+    // Where each row group starts in file order.
+    let mut next: HashMap<u32, u32> = HashMap::new();
+    let mut position = 0;
+    while position < groups.len() {
+        next.insert(groups[position], position as u32);
+        let group = groups[position];
+        while position < groups.len() && groups[position] == group {
+            position += 1;
+        }
+    }
+    // Slots: each buffer's rows, in its own order, fill its row groups' blocks.
+    let mut slots: Vec<Vec<u32>> = Vec::with_capacity(chunk.buffers.len());
+    for buffer in &chunk.buffers {
+        let mut mine = Vec::with_capacity(buffer.rows());
+        for group in &buffer.groups {
+            let slot = next.get_mut(group).ok_or_else(|| {
+                CatalogError::Load(format!("chunk {}: row group lost", chunk.chunk_id))
+            })?;
+            mine.push(*slot);
+            *slot += 1;
+        }
+        slots.push(mine);
+    }
+    let final_slots: Vec<u64> = refs
+        .iter()
+        .map(|&packed| {
+            let (source, index) = ((packed >> 48) as usize, (packed & ((1 << 48) - 1)) as usize);
+            row_ref(0, slots[source][index] as usize)
+        })
+        .collect();
+    let slot_refs: Vec<&[u32]> = slots.iter().map(Vec::as_slice).collect();
+    let blocks = schema
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(column, def)| {
+            let sources: Vec<&ColBuf> =
+                chunk.buffers.iter().map(|b| &b.columns[column]).collect();
+            colbuf::scatter_sources(def.column_type, &sources, &slot_refs, groups.len())
+        })
+        .collect();
+    Ok((final_slots, blocks))
+}
+
 /// Merges, encodes and writes one chunk file.
 fn write_chunk(
     chunk: &ChunkWork<'_>,
@@ -910,6 +969,16 @@ fn write_chunk(
         for (run, count) in counts.iter().enumerate() {
             run_cursor[run] += count;
         }
+        // Rows of the buffers are reached in two cache-friendly passes when
+        // the window holds all of them: scatter each buffer, in its own
+        // order, into per-row-group blocks; then gather each row group from
+        // its block. (A direct gather jumps over the whole chunk per row.)
+        let staged = if chunk.spilled.is_empty() && !replicated && start == 0 && end == groups.len()
+        {
+            Some(stage(chunk, schema, &groups, &refs)?)
+        } else {
+            None
+        };
         let mut group_start = start;
         while group_start < end {
             let group = groups[group_start];
@@ -920,6 +989,13 @@ fn write_chunk(
             let group_refs = &refs[group_start..group_end];
             let mut columns: Vec<ColumnData> = Vec::with_capacity(schema.columns.len());
             for (column, def) in schema.columns.iter().enumerate() {
+                if let Some((final_slots, blocks)) = &staged
+                    && let Some(block) = &blocks[column]
+                {
+                    let slots = &final_slots[group_start..group_end];
+                    columns.push(gather_column(def.column_type, &[block], slots).map_err(fail)?);
+                    continue;
+                }
                 let empty = ColBuf::new(def.column_type);
                 let sources: Vec<&ColBuf> = chunk
                     .buffers
@@ -962,10 +1038,69 @@ pub fn write_chunk_file(
     let stats = writer
         .finish(buffer)
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    crate::partition::write_file_atomically(path, |out| {
-        use std::io::Write as _;
-        out.write_all(buffer)
-            .map_err(|e| format!("{}: {e}", path.display()))
-    })?;
+    write_file_direct(path, buffer)?;
     Ok(stats)
+}
+
+/// Alignment and size unit of O_DIRECT writes.
+const DIRECT_ALIGN: usize = 4096;
+/// Bytes per O_DIRECT write.
+const DIRECT_PIECE: usize = 4 << 20;
+
+/// Writes `bytes` as the file `path` atomically, with O_DIRECT where the
+/// file system allows it: the machine hands out page-cache pages slowly
+/// (shared/MEASURED.md: ~2 CPU-s per GiB of fresh pages), and a load's
+/// output is not read back soon. Falls back to buffered writes.
+fn write_file_direct(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("skyscan-tmp");
+    let shown = |e: std::io::Error| format!("{}: {e}", tmp.display());
+    let direct = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(&tmp);
+    let result = match direct {
+        Ok(mut file) => {
+            // An aligned window inside an over-allocated vector: no unsafe.
+            let mut storage = vec![0u8; DIRECT_PIECE + DIRECT_ALIGN];
+            let skip = storage.as_ptr().align_offset(DIRECT_ALIGN);
+            let aligned = &mut storage[skip..skip + DIRECT_PIECE];
+            let mut written = 0;
+            let mut outcome = Ok(());
+            while written < bytes.len() {
+                let piece = (bytes.len() - written).min(DIRECT_PIECE);
+                aligned[..piece].copy_from_slice(&bytes[written..written + piece]);
+                let padded = piece.next_multiple_of(DIRECT_ALIGN);
+                aligned[piece..padded].fill(0);
+                if let Err(e) = file.write_all(&aligned[..padded]) {
+                    outcome = Err(shown(e));
+                    break;
+                }
+                written += piece;
+            }
+            outcome
+                .and_then(|()| file.set_len(bytes.len() as u64).map_err(shown))
+                .and_then(|()| file.sync_all().map_err(shown))
+        }
+        Err(_) => std::fs::File::create(&tmp)
+            .and_then(|mut file| {
+                file.write_all(bytes)?;
+                file.sync_all()
+            })
+            .map_err(shown),
+    };
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if let Some(parent) = path.parent() {
+        std::fs::File::open(parent)
+            .and_then(|dir| dir.sync_all())
+            .map_err(|e| format!("{}: {e}", parent.display()))?;
+    }
+    Ok(())
 }
