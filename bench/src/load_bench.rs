@@ -68,6 +68,25 @@ fn sum_column(db: &Database, catalog: &Catalog, column: &str) -> Result<i64, Str
     Ok(sum)
 }
 
+/// User + system CPU seconds of this process so far (all threads), from
+/// `/proc/self/stat`; 0 where it cannot be read.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields, in clock ticks (100 per second on Linux).
+    let Some(rest) = stat.rfind(')').map(|end| &stat[end + 1..]) else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |index: usize| fields.get(index).and_then(|f| f.parse::<f64>().ok());
+    match (ticks(11), ticks(12)) {
+        (Some(user), Some(system)) => (user + system) / 100.0,
+        _ => 0.0,
+    }
+}
+
 /// The column whose sum is compared across engines.
 const SUM_COLUMN: &str = "nVisits";
 
@@ -135,6 +154,7 @@ fn run_in(args: &LoadArgs, dir: &Path) -> Result<(), String> {
         .ok_or("no table in the generated schema")?;
     let root: PathBuf = dir.join("skyscan-db");
     let load_started = Instant::now();
+    let cpu_started = cpu_seconds();
     let source = FileSource::new(std::slice::from_ref(&parquet), &sql, b',')
         .map_err(|e| e.to_string())?;
     let db = Database::create(&root, &[]).map_err(|e| e.to_string())?;
@@ -160,6 +180,7 @@ fn run_in(args: &LoadArgs, dir: &Path) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     let catalog = load.commit().map_err(|e| e.to_string())?;
     let seconds = load_started.elapsed().as_secs_f64();
+    let ours_cpu = cpu_seconds() - cpu_started;
     let read_seconds = summary.read_time.as_secs_f64();
     let write_seconds = summary.write_time.as_secs_f64();
     let sum = sum_column(&db, &catalog, SUM_COLUMN)?;
@@ -172,13 +193,14 @@ fn run_in(args: &LoadArgs, dir: &Path) -> Result<(), String> {
     let ours_rate = args.rows as f64 / seconds;
     let db_bytes = dir_bytes(&root);
     println!(
-        "{:<8} {:>9} {:>12} {:>10} {:>14} {:>8}",
-        "engine", "seconds", "rows/s", "MB/s", "bytes on disk", "skyscan÷"
+        "{:<8} {:>9} {:>12} {:>10} {:>14} {:>8} {:>8} {:>9}",
+        "engine", "seconds", "rows/s", "MB/s", "bytes on disk", "skyscan÷", "CPU s", "CPU ratio"
     );
     println!(
-        "{:<8} {seconds:>9.2} {ours_rate:>12.0} {:>10.0} {db_bytes:>14} {:>8}",
+        "{:<8} {seconds:>9.2} {ours_rate:>12.0} {:>10.0} {db_bytes:>14} {:>8} {ours_cpu:>8.2} {:>9}",
         "skyscan",
         parquet_bytes as f64 / seconds / 1e6,
+        "1.00",
         "1.00"
     );
     println!(
@@ -210,17 +232,19 @@ fn run_in(args: &LoadArgs, dir: &Path) -> Result<(), String> {
         let fields: Vec<&str> = line.split('\t').collect();
         match fields.as_slice() {
             ["skip", engine, reason] => println!("{engine}: not available ({reason}); skipped"),
-            [engine, version, seconds, rows, sum, bytes] => {
+            [engine, version, seconds, rows, sum, bytes, cpu] => {
+                let cpu: f64 = cpu.parse().unwrap_or(f64::NAN);
                 let seconds: f64 = seconds.parse().unwrap_or(f64::NAN);
                 let rows: u64 = rows.parse().unwrap_or(0);
                 let sum: i64 = sum.parse::<f64>().map(|s| s as i64).unwrap_or(i64::MIN);
                 let bytes: u64 = bytes.parse().unwrap_or(0);
                 let rate = rows as f64 / seconds;
                 println!(
-                    "{:<8} {seconds:>9.2} {rate:>12.0} {:>10.0} {bytes:>14} {:>8.2}   ({engine} {version})",
+                    "{:<8} {seconds:>9.2} {rate:>12.0} {:>10.0} {bytes:>14} {:>8.2} {cpu:>8.2} {:>9.2}   ({engine} {version})",
                     engine,
                     parquet_bytes as f64 / seconds / 1e6,
-                    ours_rate / rate
+                    ours_rate / rate,
+                    cpu / ours_cpu
                 );
                 if rows != args.rows || sum != expected_sum {
                     return Err(format!(
