@@ -155,8 +155,8 @@ fn run_in(args: &LoadArgs, dir: &Path) -> Result<(), String> {
     let root: PathBuf = dir.join("skyscan-db");
     let load_started = Instant::now();
     let cpu_started = cpu_seconds();
-    let source = FileSource::new(std::slice::from_ref(&parquet), &sql, b',')
-        .map_err(|e| e.to_string())?;
+    let source =
+        FileSource::new(std::slice::from_ref(&parquet), &sql, b',').map_err(|e| e.to_string())?;
     let db = Database::create(&root, &[]).map_err(|e| e.to_string())?;
     let def = TableDef::director(
         &sql.schema,

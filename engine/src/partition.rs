@@ -176,8 +176,7 @@ pub fn write_chunk_files(
                         work.get(next.fetch_add(1, Ordering::Relaxed))
                     {
                         let writer = chunk_writer(table, *chunk_id, rows, options)?;
-                        let stats =
-                            crate::loader::write_chunk_file(path, writer, &mut buffer)?;
+                        let stats = crate::loader::write_chunk_file(path, writer, &mut buffer)?;
                         done.push((*chunk_id, stats));
                     }
                     Ok(done)

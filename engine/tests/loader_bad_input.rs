@@ -83,7 +83,8 @@ fn bad_rows_name_file_record_and_column_and_leave_the_database_as_it_was() {
     let ra = table.schema.column_index("ra").unwrap();
     let decl = table.schema.column_index("decl").unwrap();
     let flux = table.schema.column_index("g_psfFlux").unwrap();
-    let cases: Vec<(&str, Box<dyn FnOnce(&mut Vec<String>)>, Vec<String>)> = vec![
+    type Edit = Box<dyn FnOnce(&mut Vec<String>)>;
+    let cases: Vec<(&str, Edit, Vec<String>)> = vec![
         (
             "number.tsv",
             Box::new(move |lines| set_field(lines, 28_000, flux, "1.2.3")),
@@ -121,9 +122,16 @@ fn bad_rows_name_file_record_and_column_and_leave_the_database_as_it_was() {
         let path = tsv(dir.path(), name, &table, edit);
         let message = failing_load(&db, object_def(&table), &sql, &[good.clone(), path]);
         for part in &expected {
-            assert!(message.contains(part.as_str()), "{name}: `{message}` lacks `{part}`");
+            assert!(
+                message.contains(part.as_str()),
+                "{name}: `{message}` lacks `{part}`"
+            );
         }
-        assert_eq!(tree(&dir.path().join("db")), before, "{name}: database changed");
+        assert_eq!(
+            tree(&dir.path().join("db")),
+            before,
+            "{name}: database changed"
+        );
         assert_eq!(db.reload().unwrap().generation, generation);
     }
     // A missing file is refused before anything is read.

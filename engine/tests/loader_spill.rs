@@ -12,13 +12,13 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use catalog_support::{filters, object_def, sources};
-use skyscan_engine::catalog::{Database, LoadOptions, LoadSummary, TableDef, TableKind};
 use skyscan_engine::catalog::CatalogError;
+use skyscan_engine::catalog::{Database, LoadOptions, LoadSummary, TableDef, TableKind};
 use skyscan_engine::loader::{BatchSource, InputBatch, load_source};
-use skyscan_format::TableSchema;
 use skyscan_engine::partition::{assign_rows, write_chunk_files};
 use skyscan_engine::synth::{ObjectSpec, generate_objects};
 use skyscan_engine::table::Table;
+use skyscan_format::TableSchema;
 
 /// Objects dense enough that a chunk holds thousands of rows (row groups of
 /// real size, overlap rows in every chunk).
@@ -136,7 +136,10 @@ fn spilling_director_load_equals_in_memory_load() {
         &table,
         &LoadOptions::default(),
     );
-    assert_eq!(fits.spilled_segments, 0, "the default budget holds 60 k rows");
+    assert_eq!(
+        fits.spilled_segments, 0,
+        "the default budget holds 60 k rows"
+    );
     assert_eq!(fits.rows, 60_000);
     assert!(fits.overlap_rows > 0 && fits.chunks > 1, "{fits:?}");
     assert_eq!(fits.director_index_entries, Some(60_000));

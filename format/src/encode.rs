@@ -449,7 +449,13 @@ fn mix64(value: u64) -> u64 {
 /// ([`dict_size`] less `header` bytes) is smaller than `best`: a larger
 /// dictionary cannot be chosen, so counting distinct values may stop there
 /// without changing the encoder's choice.
-fn useful_dict_len(rows: usize, value_bytes: usize, best: usize, header: usize, limit: usize) -> usize {
+fn useful_dict_len(
+    rows: usize,
+    value_bytes: usize,
+    best: usize,
+    header: usize,
+    limit: usize,
+) -> usize {
     let fits = |d: usize| dict_size(rows, d, value_bytes) - header < best;
     if limit == 0 || !fits(1) {
         return 0;
@@ -543,7 +549,11 @@ fn encode_ints<T: Lane>(values: &[T], forced: Option<Encoding>) -> Result<Values
             let (_, delta_width) = delta_of(values);
             let mut best = (Encoding::Plain, rows * value_bytes);
 
-            consider(&mut best, Encoding::ForBitpack, 16 + packed_len(rows, for_width));
+            consider(
+                &mut best,
+                Encoding::ForBitpack,
+                16 + packed_len(rows, for_width),
+            );
             if rows > 0 {
                 consider(
                     &mut best,
@@ -643,7 +653,13 @@ fn sparse_plan<T: Lane>(values: &[T], forced: bool) -> Option<SparsePlan<T>> {
     let (_, for_width) = frame_of(&exceptions);
     let value_bytes = std::mem::size_of::<T>();
     let for_size = packed_len(count, for_width);
-    let limit = useful_dict_len(count, value_bytes, for_size, 8, AUTO_DICT_MAX.min(count / 2));
+    let limit = useful_dict_len(
+        count,
+        value_bytes,
+        for_size,
+        8,
+        AUTO_DICT_MAX.min(count / 2),
+    );
     let dict = if limit > 0 {
         distinct(&exceptions, limit, T::order_key)
             .filter(|dict| dict_size(count, dict.len(), value_bytes) - 8 < for_size)
@@ -936,7 +952,11 @@ fn encode_floats<F: Float>(
             let (_, key_width) = frame_of(&keys);
             let mut best = (Encoding::Plain, std::mem::size_of_val(values));
 
-            consider(&mut best, Encoding::FloatFor, 16 + packed_len(rows, key_width));
+            consider(
+                &mut best,
+                Encoding::FloatFor,
+                16 + packed_len(rows, key_width),
+            );
             if let Some(exponent) = alp_exponent(values) {
                 consider(&mut best, Encoding::Alp, alp_size(values, exponent));
             }

@@ -179,7 +179,10 @@ impl ProgressLine {
             Phase::Reading => {
                 let eta = if progress.bytes_read > 0 && progress.total_bytes > progress.bytes_read {
                     let left = (progress.total_bytes - progress.bytes_read) as f64;
-                    format!(", ETA {:.0} s", left / (progress.bytes_read as f64 / seconds))
+                    format!(
+                        ", ETA {:.0} s",
+                        left / (progress.bytes_read as f64 / seconds)
+                    )
                 } else {
                     String::new()
                 };
@@ -205,7 +208,11 @@ impl ProgressLine {
     pub fn report(&self, progress: &Progress) {
         let text = Self::text(progress);
         if self.terminal {
-            let end = if progress.phase == Phase::Done { "\n" } else { "" };
+            let end = if progress.phase == Phase::Done {
+                "\n"
+            } else {
+                ""
+            };
             eprint!("\r\x1b[2K{text}{end}");
         } else if let Ok(mut last) = self.last_plain.lock() {
             let now = progress.elapsed.as_secs_f64();

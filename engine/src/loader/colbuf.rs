@@ -375,7 +375,13 @@ pub(crate) fn scatter_sources(
     let valid = if sources.iter().any(|s| s.valid.is_some()) {
         let ones: Vec<Vec<u8>> = sources
             .iter()
-            .map(|s| if s.valid.is_none() { vec![1u8; s.len()] } else { Vec::new() })
+            .map(|s| {
+                if s.valid.is_none() {
+                    vec![1u8; s.len()]
+                } else {
+                    Vec::new()
+                }
+            })
             .collect();
         let parts: Vec<(&[u8], &[u32])> = sources
             .iter()
@@ -446,12 +452,13 @@ pub(crate) fn gather_column(
             .iter()
             .map(|&packed| {
                 let (source, index) = split_ref(packed);
-                sources[source].valid.as_ref().map_or(1, |valid| valid[index])
+                sources[source]
+                    .valid
+                    .as_ref()
+                    .map_or(1, |valid| valid[index])
             })
             .collect();
-        presence
-            .contains(&0)
-            .then(|| bitmap_of_bytes(&presence))
+        presence.contains(&0).then(|| bitmap_of_bytes(&presence))
     } else {
         None
     };
@@ -581,7 +588,10 @@ mod tests {
             )
             .unwrap();
             let expected = skyscan_kernel::take::take(column, &[1, 2, 3, 0]).unwrap();
-            assert!(gathered.logical_eq(&expected), "{gathered:?} != {expected:?}");
+            assert!(
+                gathered.logical_eq(&expected),
+                "{gathered:?} != {expected:?}"
+            );
             assert!(ColBuf::read_spilled(column.column_type(), 4, &out[..out.len() - 1]).is_err());
         }
     }
@@ -593,11 +603,11 @@ mod tests {
         a.append_rows(&column, &[0, 1]).unwrap();
         let mut b = ColBuf::new(ColumnType::I64);
         b.append_rows(&column, &[0]).unwrap();
-        let out = gather_column(ColumnType::I64, &[&a, &b], &[row_ref(1, 0), row_ref(0, 0)])
-            .unwrap();
+        let out =
+            gather_column(ColumnType::I64, &[&a, &b], &[row_ref(1, 0), row_ref(0, 0)]).unwrap();
         assert_eq!(out, ColumnData::I64(PrimitiveColumn::new(vec![7, 7])));
-        let out = gather_column(ColumnType::I64, &[&a, &b], &[row_ref(0, 1), row_ref(1, 0)])
-            .unwrap();
+        let out =
+            gather_column(ColumnType::I64, &[&a, &b], &[row_ref(0, 1), row_ref(1, 0)]).unwrap();
         assert_eq!(out.null_count(), 1);
     }
 }

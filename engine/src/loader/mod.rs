@@ -214,7 +214,11 @@ fn director_error(e: crate::director::DirectorError) -> CatalogError {
 }
 
 /// The placement of the load's table.
-fn placement(load: &Load, schema: &TableSchema, options: &LoadOptions) -> Result<Placement, CatalogError> {
+fn placement(
+    load: &Load,
+    schema: &TableSchema,
+    options: &LoadOptions,
+) -> Result<Placement, CatalogError> {
     let def = load.table_def();
     let column = |name: &str| {
         schema.column_index(name).ok_or_else(|| {
@@ -344,7 +348,9 @@ pub fn load_source(
             let counters = &counters;
             let (done, wake) = (&done, &wake);
             scope.spawn(move || {
-                let Ok(mut finished) = done.lock() else { return };
+                let Ok(mut finished) = done.lock() else {
+                    return;
+                };
                 loop {
                     let waited = wake.wait_timeout(finished, Duration::from_secs(1));
                     let Ok((guard, _)) = waited else { return };
@@ -357,21 +363,15 @@ pub fn load_source(
             });
         }
         let result = (|| {
-            let readers = read_phase(
-                source,
-                &placement,
-                &schema,
-                options,
-                &spill_dir,
-                &counters,
-            )?;
+            let readers = read_phase(source, &placement, &schema, options, &spill_dir, &counters)?;
             if let Some(report) = progress {
                 report(&counters.snapshot(total_bytes, started));
             }
             let read_time = started.elapsed();
             counters.phase.store(1, Ordering::Relaxed);
-            let mut summary =
-                write_phase(load, readers, &schema, options, replicated, &spill_dir, &counters)?;
+            let mut summary = write_phase(
+                load, readers, &schema, options, replicated, &spill_dir, &counters,
+            )?;
             summary.read_time = read_time;
             summary.write_time = started.elapsed() - read_time;
             Ok(summary)
@@ -520,7 +520,9 @@ fn read_phase(
         return Err(error);
     }
     if failed.load(Ordering::Relaxed) {
-        return Err(CatalogError::Load("a reader stopped without an error".to_string()));
+        return Err(CatalogError::Load(
+            "a reader stopped without an error".to_string(),
+        ));
     }
     Ok(readers)
 }
@@ -564,7 +566,9 @@ fn distribute(
         let buffer = &mut reader.buffers[slot];
         let rows = std::mem::take(&mut buffer.pending);
         for (column, data) in buffer.columns.iter_mut().zip(batch.columns) {
-            column.append_rows(data, &rows).map_err(CatalogError::Load)?;
+            column
+                .append_rows(data, &rows)
+                .map_err(CatalogError::Load)?;
         }
         let before = buffer.bytes;
         let after = buffer.measure();
@@ -655,22 +659,26 @@ fn write_phase(
     let mut by_chunk: std::collections::BTreeMap<i32, ChunkWork<'_>> = Default::default();
     for reader in &readers {
         for buffer in reader.buffers.iter().filter(|b| b.rows() > 0) {
-            let work = by_chunk.entry(buffer.chunk_id).or_insert_with(|| ChunkWork {
-                chunk_id: buffer.chunk_id,
-                buffers: Vec::new(),
-                spilled: Vec::new(),
-                bytes: 0,
-            });
+            let work = by_chunk
+                .entry(buffer.chunk_id)
+                .or_insert_with(|| ChunkWork {
+                    chunk_id: buffer.chunk_id,
+                    buffers: Vec::new(),
+                    spilled: Vec::new(),
+                    bytes: 0,
+                });
             work.buffers.push(buffer);
             work.bytes += buffer.bytes as u64;
         }
         for segment in &reader.spilled {
-            let work = by_chunk.entry(segment.chunk_id).or_insert_with(|| ChunkWork {
-                chunk_id: segment.chunk_id,
-                buffers: Vec::new(),
-                spilled: Vec::new(),
-                bytes: 0,
-            });
+            let work = by_chunk
+                .entry(segment.chunk_id)
+                .or_insert_with(|| ChunkWork {
+                    chunk_id: segment.chunk_id,
+                    buffers: Vec::new(),
+                    spilled: Vec::new(),
+                    bytes: 0,
+                });
             work.spilled.push(segment);
             work.bytes += segment.column_bytes();
         }
@@ -681,7 +689,11 @@ fn write_phase(
         .map(|r: Result<_, CatalogError>| r.map(|(path, w)| (w, path)))
         .collect::<Result<_, _>>()?;
     // Largest first: the last chunks to finish are small ones.
-    work.sort_by(|a, b| b.0.bytes.cmp(&a.0.bytes).then(a.0.chunk_id.cmp(&b.0.chunk_id)));
+    work.sort_by(|a, b| {
+        b.0.bytes
+            .cmp(&a.0.bytes)
+            .then(a.0.chunk_id.cmp(&b.0.chunk_id))
+    });
     counters
         .chunks_total
         .store(work.len() as u64, Ordering::Relaxed);
@@ -744,7 +756,9 @@ fn write_phase(
             .into_iter()
             .map(|handle| {
                 handle.join().unwrap_or_else(|_| {
-                    Err(CatalogError::Load("a chunk writer thread panicked".to_string()))
+                    Err(CatalogError::Load(
+                        "a chunk writer thread panicked".to_string(),
+                    ))
                 })
             })
             .collect()
@@ -757,10 +771,16 @@ fn write_phase(
     let index_entries = match index_result.into_inner() {
         Ok(Some(result)) => Some(result?),
         Ok(None) => None,
-        Err(_) => return Err(CatalogError::Load("director index thread failed".to_string())),
+        Err(_) => {
+            return Err(CatalogError::Load(
+                "director index thread failed".to_string(),
+            ));
+        }
     };
     if failed.load(Ordering::Relaxed) {
-        return Err(CatalogError::Load("a chunk writer stopped without an error".to_string()));
+        return Err(CatalogError::Load(
+            "a chunk writer stopped without an error".to_string(),
+        ));
     }
     written.sort_unstable_by_key(|(chunk_id, _)| *chunk_id);
     let mut summary = LoadSummary::default();
@@ -813,7 +833,11 @@ fn merge_chunk(chunk: &ChunkWork<'_>, runs: &[SortedKeys]) -> (Vec<u32>, Vec<u64
             (groups[k], decls[k], seqs[k])
         } else {
             let run = &runs[source - 1];
-            (run.groups[position], run.decls[position], run.seqs[position])
+            (
+                run.groups[position],
+                run.decls[position],
+                run.seqs[position],
+            )
         }
     };
     let lengths: Vec<usize> = std::iter::once(rows)
@@ -890,8 +914,7 @@ fn stage(
         .iter()
         .enumerate()
         .map(|(column, def)| {
-            let sources: Vec<&ColBuf> =
-                chunk.buffers.iter().map(|b| &b.columns[column]).collect();
+            let sources: Vec<&ColBuf> = chunk.buffers.iter().map(|b| &b.columns[column]).collect();
             colbuf::scatter_sources(def.column_type, &sources, &slot_refs, groups.len())
         })
         .collect();
@@ -923,8 +946,8 @@ fn write_chunk(
     let total_rows = groups.len().max(1) as u64;
     let row_bytes = (chunk.bytes / total_rows).max(1);
     let window_rows = (window_bytes / row_bytes).max(1) as usize;
-    let file_chunk_id = u32::try_from(chunk.chunk_id)
-        .map_err(|_| fail("negative chunk id".to_string()))?;
+    let file_chunk_id =
+        u32::try_from(chunk.chunk_id).map_err(|_| fail("negative chunk id".to_string()))?;
     let mut writer = ChunkWriter::new(schema.clone(), file_chunk_id, *writer_options)
         .map_err(|e| fail(e.to_string()))?;
     let first_run = chunk.buffers.len();
@@ -1007,9 +1030,7 @@ fn write_chunk(
                             .map(|columns| columns.get(column).unwrap_or(&empty)),
                     )
                     .collect();
-                columns.push(
-                    gather_column(def.column_type, &sources, group_refs).map_err(fail)?,
-                );
+                columns.push(gather_column(def.column_type, &sources, group_refs).map_err(fail)?);
             }
             let (sub_chunk_id, overlap) = if replicated {
                 (group, false)

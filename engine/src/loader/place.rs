@@ -28,7 +28,11 @@ const MISSING_KEYS_SHOWN: usize = 5;
 #[inline]
 pub(crate) fn decl_key(value: f64) -> u64 {
     let bits = value.to_bits();
-    if bits >> 63 == 1 { !bits } else { bits | 1 << 63 }
+    if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | 1 << 63
+    }
 }
 
 /// How the rows of a table are placed.
@@ -180,7 +184,12 @@ impl Placement {
                     }
                     let (ra_deg, decl_deg) = (ra_values[row], decl_values[row]);
                     let own = chunker.locate(ra_deg, decl_deg).map_err(|e| {
-                        row_error(batch, row, None, format!("position ({ra_deg}, {decl_deg}): {e}"))
+                        row_error(
+                            batch,
+                            row,
+                            None,
+                            format!("position ({ra_deg}, {decl_deg}): {e}"),
+                        )
                     })?;
                     let decl_order = decl_key(decl_deg);
                     let batch_row = row_u32(row)?;
@@ -202,8 +211,12 @@ impl Placement {
                         out.copies = copies;
                     }
                     if let Some(key) = key {
-                        out.index_keys
-                            .push(key_at(batch, &batch.columns[*key], &names[*key], row)?);
+                        out.index_keys.push(key_at(
+                            batch,
+                            &batch.columns[*key],
+                            &names[*key],
+                            row,
+                        )?);
                         out.index_chunks.push(own.chunk_id);
                         out.index_sub_chunks.push(own.sub_chunk_id);
                     }
@@ -242,8 +255,8 @@ impl Placement {
                         None => {
                             missing_count += 1;
                             if missing.len() < MISSING_KEYS_SHOWN {
-                                let record = batch.first_record
-                                    + (row as usize - batch.rows.start) as u64;
+                                let record =
+                                    batch.first_record + (row as usize - batch.rows.start) as u64;
                                 missing.push(format!("record {record} key {key_value}"));
                             }
                         }

@@ -107,8 +107,16 @@ impl BatchSource for TableSource<'_> {
 /// One unit of a [`FileSource`].
 #[derive(Debug, Clone)]
 enum FileUnit {
-    Text { path: PathBuf, bytes: u64 },
-    Parquet { path: PathBuf, row_group: usize, rows: u64, bytes: u64 },
+    Text {
+        path: PathBuf,
+        bytes: u64,
+    },
+    Parquet {
+        path: PathBuf,
+        row_group: usize,
+        rows: u64,
+        bytes: u64,
+    },
 }
 
 /// Files of one table: Parquet (recognized by its magic; one unit per row
@@ -167,7 +175,8 @@ impl FileSource {
     ) -> Result<FileSource, CatalogError> {
         let mut units = Vec::new();
         for path in paths {
-            let is_parquet = is_parquet_file(path).map_err(|e| CatalogError::Load(e.to_string()))?;
+            let is_parquet =
+                is_parquet_file(path).map_err(|e| CatalogError::Load(e.to_string()))?;
             if is_parquet {
                 for (row_group, (rows, bytes)) in parquet_row_groups(path)?.into_iter().enumerate()
                 {
@@ -217,7 +226,10 @@ impl<R: Read> Read for CountingReader<'_, R> {
 }
 
 /// Opens a text input, plain or gzip (by magic), counting file bytes read.
-fn open_text<'a>(path: &Path, counter: &'a AtomicU64) -> Result<Box<dyn BufRead + 'a>, CatalogError> {
+fn open_text<'a>(
+    path: &Path,
+    counter: &'a AtomicU64,
+) -> Result<Box<dyn BufRead + 'a>, CatalogError> {
     let file = File::open(path).map_err(|e| io_error(path, "open", e))?;
     let mut reader = BufReader::with_capacity(
         READ_BUFFER_BYTES,
@@ -277,8 +289,8 @@ impl BatchSource for FileSource {
                     ..ReaderOptions::default()
                 };
                 let input = open_text(path, bytes_read)?;
-                let mut reader =
-                    DelimitedReader::new(input, name.clone(), &self.sql, options).map_err(ingest)?;
+                let mut reader = DelimitedReader::new(input, name.clone(), &self.sql, options)
+                    .map_err(ingest)?;
                 while let Some(batch) = reader.next_batch().map_err(ingest)? {
                     sink(InputBatch {
                         columns: &batch.columns,

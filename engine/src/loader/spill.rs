@@ -160,7 +160,8 @@ pub(crate) fn write_spill(
 impl SpilledSegment {
     fn read(&self, offset: u64, len: u64) -> Result<Vec<u8>, CatalogError> {
         let path = &self.file.path;
-        let len = usize::try_from(len).map_err(|_| corrupt(path, "region over the address space"))?;
+        let len =
+            usize::try_from(len).map_err(|_| corrupt(path, "region over the address space"))?;
         let mut bytes = vec![0u8; len];
         self.file
             .file
@@ -247,9 +248,10 @@ impl SpilledSegment {
         match column_type.fixed_width() {
             Some(width) => {
                 let width = width as u64;
-                bytes.extend(
-                    self.read(values_offset + range.start as u64 * width, count as u64 * width)?,
-                );
+                bytes.extend(self.read(
+                    values_offset + range.start as u64 * width,
+                    count as u64 * width,
+                )?);
             }
             None if column_type == ColumnType::Bool => {
                 bytes.extend(self.read(values_offset + range.start as u64, count as u64)?);

@@ -962,8 +962,8 @@ pub fn generate_forced_sources(
                                 );
                                 object_id.push(ids[object]);
                                 // 189 science CCDs: which one, from the offset in ra.
-                                let ccd = ((ra[object] - visit.ra_deg + 2.0).rem_euclid(4.0)
-                                    * 47.0) as i64;
+                                let ccd = ((ra[object] - visit.ra_deg + 2.0).rem_euclid(4.0) * 47.0)
+                                    as i64;
                                 ccd_visit.push(number as i64 * 200 + ccd.clamp(0, 188));
                                 band.push(Some(BANDS[visit.band].as_bytes()));
                                 mjd.push(visit.mjd);
