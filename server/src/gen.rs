@@ -11,7 +11,7 @@ use clap::{Args, ValueEnum};
 use skyscan_engine::synth::export::{schema_sql, write_parquet, write_tsv};
 use skyscan_engine::synth::{
     ForcedSourceSpec, ObjectSpec, SourceSpec, generate_forced_sources, generate_objects,
-    generate_sources,
+    generate_sources, wide_object_table,
 };
 use skyscan_engine::table::Table;
 
@@ -66,6 +66,10 @@ pub struct GenArgs {
     /// Seed of the generator.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// The 40-column Object table (27 columns plus model fluxes and errors in
+    /// six bands and a shape flag); `--table object` only.
+    #[arg(long)]
+    wide: bool,
     /// Generator threads (default 2).
     #[arg(long, default_value_t = 2)]
     threads: usize,
@@ -79,6 +83,12 @@ pub fn schema_path(out: &Path) -> PathBuf {
 /// Generates the table `args` asks for.
 fn generate(args: &GenArgs) -> Result<Table, String> {
     let spec = ObjectSpec::with_density(args.rows, args.density, args.seed);
+    if args.wide {
+        if args.table != GenTable::Object {
+            return Err("gen: --wide applies to --table object".to_string());
+        }
+        return wide_object_table(&spec, args.threads).map_err(|e| format!("gen: {e}"));
+    }
     let objects = generate_objects(&spec, args.threads)
         .into_table()
         .map_err(|e| format!("gen: {e}"))?;

@@ -1075,3 +1075,100 @@ mod forced_tests {
         assert!(generate_forced_sources(&objects, &ForcedSourceSpec::new(0, 1), 1).is_err());
     }
 }
+
+/// Columns [`wide_object_table`] adds to the 27 of [`object_schema`]: model
+/// fluxes and their errors in the six bands, and a shape-failure flag
+/// (40 columns in all, the size the issue asks for).
+pub fn object_schema_wide() -> TableSchema {
+    let mut schema = object_schema();
+    for band in BANDS {
+        schema.columns.push(ColumnSchema::new(
+            format!("{band}_modelFlux"),
+            ColumnType::F32,
+            true,
+        ));
+        schema.columns.push(ColumnSchema::new(
+            format!("{band}_modelFluxErr"),
+            ColumnType::F32,
+            false,
+        ));
+    }
+    schema
+        .columns
+        .push(ColumnSchema::new("shape_flag", ColumnType::Bool, false));
+    schema
+}
+
+/// The 40-column Object table of `spec`: the 27 columns of
+/// [`generate_objects`] (the same values) followed by the columns of
+/// [`object_schema_wide`], drawn from their own random streams (one per
+/// block of [`ROWS_PER_BLOCK`] rows), so that the table is deterministic and
+/// its first 27 columns equal the narrow table's.
+pub fn wide_object_table(spec: &ObjectSpec, threads: usize) -> Result<Table, String> {
+    let narrow = generate_objects(spec, threads).into_table()?;
+    let rows = narrow.rows();
+    let extended = match narrow.column("extendedness") {
+        Some(ColumnData::F32(c)) => c.values.clone(),
+        _ => return Err("wide_object_table: no f32 extendedness".to_string()),
+    };
+    let mut extra: Vec<ColumnData> = Vec::with_capacity(13);
+    let mut rngs: Vec<Rng> = (0..rows.div_ceil(ROWS_PER_BLOCK as usize))
+        .map(|block| Rng::new(spec.seed ^ 0x3D_E1F1, block as u64))
+        .collect();
+    for band in BANDS {
+        let Some(ColumnData::F32(psf)) = narrow.column(&format!("{band}_psfFlux")) else {
+            return Err(format!("wide_object_table: no f32 {band}_psfFlux"));
+        };
+        let Some(ColumnData::F32(psf_err)) = narrow.column(&format!("{band}_psfFluxErr")) else {
+            return Err(format!("wide_object_table: no f32 {band}_psfFluxErr"));
+        };
+        let mut flux = Vec::with_capacity(rows);
+        let mut err = Vec::with_capacity(rows);
+        for row in 0..rows {
+            let rng = &mut rngs[row / ROWS_PER_BLOCK as usize];
+            // Extended objects: the model captures more light than the PSF.
+            let gain = if extended[row] > 0.5 {
+                1.1 + 0.4 * rng.uniform()
+            } else {
+                1.0 + 0.02 * rng.normal()
+            };
+            let sigma = f64::from(psf_err.values[row]) * (1.05 + 0.1 * rng.uniform());
+            flux.push((f64::from(psf.values[row]) * gain + 0.3 * sigma * rng.normal()) as f32);
+            err.push(sigma as f32);
+        }
+        extra.push(ColumnData::F32(PrimitiveColumn {
+            values: flux,
+            validity: psf.validity.clone(),
+        }));
+        extra.push(ColumnData::F32(PrimitiveColumn::new(err)));
+    }
+    let flags: Vec<bool> = (0..rows)
+        .map(|row| rngs[row / ROWS_PER_BLOCK as usize].chance(0.03))
+        .collect();
+    extra.push(ColumnData::Bool(BoolColumn {
+        values: Bitmap::from_bools(&flags),
+        validity: None,
+    }));
+    let mut columns = narrow.columns;
+    columns.extend(extra);
+    Table::new(object_schema_wide(), columns)
+}
+
+#[cfg(test)]
+mod wide_tests {
+    use super::*;
+
+    #[test]
+    fn wide_table_extends_the_narrow_one() {
+        let spec = ObjectSpec::with_density(70_000, 20_000.0, 8);
+        let wide = wide_object_table(&spec, 2).unwrap();
+        assert_eq!(wide.schema.columns.len(), 40);
+        assert_eq!(wide, wide_object_table(&spec, 1).unwrap());
+        let narrow = generate_objects(&spec, 2).into_table().unwrap();
+        assert_eq!(&wide.columns[..27], &narrow.columns[..]);
+        assert_eq!(
+            wide.column("u_modelFlux").unwrap().null_count(),
+            narrow.column("u_psfFlux").unwrap().null_count()
+        );
+    }
+}
