@@ -325,26 +325,31 @@ impl ColBuf {
     }
 }
 
-/// The rows of `sources` moved to positions `slots[s][row]` of one new
-/// buffer of `len` rows (every slot written once): the first pass of the
-/// two-pass gather. Reads each source sequentially and writes into a few
-/// hundred forward-moving streams (one per row group), so that the second
-/// pass ([`gather_column`] over the result) reads within one row group's
-/// block. `None` for variable-length columns (gathered directly).
+/// The rows of `sources` moved to positions `slots[s][row]` of `out` (`len`
+/// rows, every slot written once; `out`'s allocations are reused): the first
+/// pass of the two-pass gather. Reads each source sequentially and writes
+/// into a few hundred forward-moving streams (one per row group), so that
+/// the second pass ([`gather_column`] over `out`) reads within one row
+/// group's block. Returns false (and leaves `out` unusable) for
+/// variable-length columns, which are gathered directly.
 pub(crate) fn scatter_sources(
     column_type: ColumnType,
     sources: &[&ColBuf],
     slots: &[&[u32]],
     len: usize,
-) -> Option<ColBuf> {
-    fn scatter<T: Copy + Default>(parts: &[(&[T], &[u32])], len: usize) -> Vec<T> {
-        let mut out = vec![T::default(); len];
+    out: &mut ColBuf,
+) -> bool {
+    fn scatter<T: Copy + Default>(out: &mut Vec<T>, parts: &[(&[T], &[u32])], len: usize) {
+        out.clear();
+        out.resize(len, T::default());
         for (values, slots) in parts {
             for (&value, &slot) in values.iter().zip(slots.iter()) {
                 out[slot as usize] = value;
             }
         }
-        out
+    }
+    if out.column_type != column_type {
+        *out = ColBuf::new(column_type);
     }
     macro_rules! typed {
         ($variant:ident) => {{
@@ -356,13 +361,15 @@ pub(crate) fn scatter_sources(
                     _ => None,
                 })
                 .collect();
-            if parts.len() != sources.len() {
-                return None;
+            match &mut out.values {
+                Values::$variant(values) if parts.len() == sources.len() => {
+                    scatter(values, &parts, len)
+                }
+                _ => return false,
             }
-            Values::$variant(scatter(&parts, len))
         }};
     }
-    let values = match column_type {
+    match column_type {
         ColumnType::Bool => typed!(Bool),
         ColumnType::I8 => typed!(I8),
         ColumnType::I16 => typed!(I16),
@@ -370,9 +377,9 @@ pub(crate) fn scatter_sources(
         ColumnType::I64 => typed!(I64),
         ColumnType::F32 => typed!(F32),
         ColumnType::F64 => typed!(F64),
-        ColumnType::Utf8 | ColumnType::Binary => return None,
-    };
-    let valid = if sources.iter().any(|s| s.valid.is_some()) {
+        ColumnType::Utf8 | ColumnType::Binary => return false,
+    }
+    if sources.iter().any(|s| s.valid.is_some()) {
         let ones: Vec<Vec<u8>> = sources
             .iter()
             .map(|s| {
@@ -391,15 +398,13 @@ pub(crate) fn scatter_sources(
                 (source.valid.as_deref().unwrap_or(ones.as_slice()), *slots)
             })
             .collect();
-        Some(scatter(&parts, len))
+        let mut valid = out.valid.take().unwrap_or_default();
+        scatter(&mut valid, &parts, len);
+        out.valid = Some(valid);
     } else {
-        None
-    };
-    Some(ColBuf {
-        column_type,
-        values,
-        valid,
-    })
+        out.valid = None;
+    }
+    true
 }
 
 /// A reference to row `index` of source `source`, packed: source in the

@@ -708,7 +708,7 @@ fn write_phase(
             .map(|_| {
                 scope.spawn(|| {
                     let mut done = Vec::new();
-                    let mut file_buffer = Vec::new();
+                    let mut scratch = WriterScratch::default();
                     // The index build is the first job taken.
                     let builder = index_slot.lock().ok().and_then(|mut slot| slot.take());
                     if let (Some(builder), Some(path)) = (builder, &index_path) {
@@ -735,7 +735,7 @@ fn write_phase(
                             replicated,
                             window_bytes,
                             path,
-                            &mut file_buffer,
+                            &mut scratch,
                         );
                         match written {
                             Ok(stats) => {
@@ -877,7 +877,8 @@ fn stage(
     schema: &TableSchema,
     groups: &[u32],
     refs: &[u64],
-) -> Result<(Vec<u64>, Vec<Option<ColBuf>>), CatalogError> {
+    blocks: &mut Vec<ColBuf>,
+) -> Result<(Vec<u64>, Vec<bool>), CatalogError> {
     // Where each row group starts in file order.
     let mut next: HashMap<u32, u32> = HashMap::new();
     let mut position = 0;
@@ -909,16 +910,21 @@ fn stage(
         })
         .collect();
     let slot_refs: Vec<&[u32]> = slots.iter().map(Vec::as_slice).collect();
-    let blocks = schema
+    blocks.truncate(schema.columns.len());
+    while blocks.len() < schema.columns.len() {
+        blocks.push(ColBuf::new(schema.columns[blocks.len()].column_type));
+    }
+    let staged = schema
         .columns
         .iter()
+        .zip(blocks.iter_mut())
         .enumerate()
-        .map(|(column, def)| {
+        .map(|(column, (def, block))| {
             let sources: Vec<&ColBuf> = chunk.buffers.iter().map(|b| &b.columns[column]).collect();
-            colbuf::scatter_sources(def.column_type, &sources, &slot_refs, groups.len())
+            colbuf::scatter_sources(def.column_type, &sources, &slot_refs, groups.len(), block)
         })
         .collect();
-    Ok((final_slots, blocks))
+    Ok((final_slots, staged))
 }
 
 /// Merges, encodes and writes one chunk file.
@@ -929,7 +935,7 @@ fn write_chunk(
     replicated: bool,
     window_bytes: u64,
     path: &Path,
-    file_buffer: &mut Vec<u8>,
+    scratch: &mut WriterScratch,
 ) -> Result<WriteStats, CatalogError> {
     let fail = |message: String| CatalogError::Load(format!("chunk {}: {message}", chunk.chunk_id));
     let runs: Vec<SortedKeys> = chunk
@@ -998,7 +1004,7 @@ fn write_chunk(
         // its block. (A direct gather jumps over the whole chunk per row.)
         let staged = if chunk.spilled.is_empty() && !replicated && start == 0 && end == groups.len()
         {
-            Some(stage(chunk, schema, &groups, &refs)?)
+            Some(stage(chunk, schema, &groups, &refs, &mut scratch.blocks)?)
         } else {
             None
         };
@@ -1012,10 +1018,11 @@ fn write_chunk(
             let group_refs = &refs[group_start..group_end];
             let mut columns: Vec<ColumnData> = Vec::with_capacity(schema.columns.len());
             for (column, def) in schema.columns.iter().enumerate() {
-                if let Some((final_slots, blocks)) = &staged
-                    && let Some(block) = &blocks[column]
+                if let Some((final_slots, is_staged)) = &staged
+                    && is_staged[column]
                 {
                     let slots = &final_slots[group_start..group_end];
+                    let block = &scratch.blocks[column];
                     columns.push(gather_column(def.column_type, &[block], slots).map_err(fail)?);
                     continue;
                 }
@@ -1044,7 +1051,8 @@ fn write_chunk(
         }
         start = end;
     }
-    write_chunk_file(path, writer, file_buffer).map_err(CatalogError::Load)
+    write_chunk_file_with(path, writer, &mut scratch.file, &mut scratch.direct)
+        .map_err(CatalogError::Load)
 }
 
 /// Finishes `writer` and writes the chunk file at `path` atomically
@@ -1055,11 +1063,30 @@ pub fn write_chunk_file(
     writer: ChunkWriter,
     buffer: &mut Vec<u8>,
 ) -> Result<WriteStats, String> {
+    write_chunk_file_with(path, writer, buffer, &mut Vec::new())
+}
+
+/// Buffers a chunk-writing thread reuses from one chunk to the next (fresh
+/// pages are slow to come by on this VM: shared/MEASURED.md).
+#[derive(Default)]
+struct WriterScratch {
+    file: Vec<u8>,
+    direct: Vec<u8>,
+    blocks: Vec<ColBuf>,
+}
+
+/// [`write_chunk_file`] with the O_DIRECT staging buffer given too.
+fn write_chunk_file_with(
+    path: &Path,
+    writer: ChunkWriter,
+    buffer: &mut Vec<u8>,
+    direct: &mut Vec<u8>,
+) -> Result<WriteStats, String> {
     buffer.clear();
     let stats = writer
         .finish(buffer)
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    write_file_direct(path, buffer)?;
+    write_file_direct(path, buffer, direct)?;
     Ok(stats)
 }
 
@@ -1072,7 +1099,7 @@ const DIRECT_PIECE: usize = 4 << 20;
 /// file system allows it: the machine hands out page-cache pages slowly
 /// (shared/MEASURED.md: ~2 CPU-s per GiB of fresh pages), and a load's
 /// output is not read back soon. Falls back to buffered writes.
-fn write_file_direct(path: &Path, bytes: &[u8]) -> Result<(), String> {
+fn write_file_direct(path: &Path, bytes: &[u8], storage: &mut Vec<u8>) -> Result<(), String> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("skyscan-tmp");
@@ -1086,7 +1113,7 @@ fn write_file_direct(path: &Path, bytes: &[u8]) -> Result<(), String> {
     let result = match direct {
         Ok(mut file) => {
             // An aligned window inside an over-allocated vector: no unsafe.
-            let mut storage = vec![0u8; DIRECT_PIECE + DIRECT_ALIGN];
+            storage.resize(DIRECT_PIECE + DIRECT_ALIGN, 0);
             let skip = storage.as_ptr().align_offset(DIRECT_ALIGN);
             let aligned = &mut storage[skip..skip + DIRECT_PIECE];
             let mut written = 0;
