@@ -1096,8 +1096,74 @@ fn var_dict_size(rows: usize, dict: &[&[u8]]) -> usize {
         + packed_len(rows, bits_needed(dict.len().saturating_sub(1) as u64))
 }
 
+/// [`compute_stats`] of a numeric column without nulls, as plain loops
+/// (the general path tests validity per row through closures). Same
+/// results: the float order is the total order, NaN excluded and flagged.
+fn compute_stats_dense(data: &ColumnData) -> Option<BlockStats> {
+    fn ints<T: Lane>(values: &[T]) -> BlockStats {
+        let mut iter = values.iter().map(|v| v.to_u64() as i64);
+        let min_max = iter.next().map(|first| {
+            let (min, max) = iter.fold((first, first), |(min, max), v| (min.min(v), max.max(v)));
+            MinMax::Int { min, max }
+        });
+        BlockStats {
+            min_max,
+            has_nan: false,
+        }
+    }
+    fn floats<F: Copy>(
+        values: &[F],
+        wide: impl Fn(F) -> f64,
+        key: impl Fn(F) -> u64,
+    ) -> BlockStats {
+        let mut has_nan = false;
+        let mut range: Option<(u64, F, u64, F)> = None;
+        for &value in values {
+            if wide(value).is_nan() {
+                has_nan = true;
+                continue;
+            }
+            let k = key(value);
+            range = Some(match range {
+                None => (k, value, k, value),
+                Some((kmin, vmin, kmax, vmax)) => {
+                    let (kmin, vmin) = if k < kmin { (k, value) } else { (kmin, vmin) };
+                    let (kmax, vmax) = if k > kmax { (k, value) } else { (kmax, vmax) };
+                    (kmin, vmin, kmax, vmax)
+                }
+            });
+        }
+        BlockStats {
+            min_max: range.map(|(_, min, _, max)| MinMax::Float {
+                min: wide(min),
+                max: wide(max),
+            }),
+            has_nan,
+        }
+    }
+    if data.null_count() > 0 {
+        return None;
+    }
+    Some(match data {
+        ColumnData::I8(c) => ints(&c.values),
+        ColumnData::I16(c) => ints(&c.values),
+        ColumnData::I32(c) => ints(&c.values),
+        ColumnData::I64(c) => ints(&c.values),
+        ColumnData::F32(c) => floats(&c.values, f64::from, |v: f32| {
+            u64::from(kernels::f32_key(v.to_bits()))
+        }),
+        ColumnData::F64(c) => floats(&c.values, |v| v, |v: f64| kernels::f64_key(v.to_bits())),
+        _ => return None,
+    })
+}
+
 /// Min/max/NaN statistics over the non-null values.
 fn compute_stats(data: &ColumnData) -> BlockStats {
+    compute_stats_dense(data).unwrap_or_else(|| compute_stats_general(data))
+}
+
+/// [`compute_stats`] for any column (nulls included).
+fn compute_stats_general(data: &ColumnData) -> BlockStats {
     let valid = |row: usize| data.validity().is_none_or(|validity| validity.get(row));
     fn int_stats<T: Lane>(values: &[T], valid: impl Fn(usize) -> bool) -> Option<MinMax> {
         let mut range: Option<(i64, i64)> = None;
@@ -1221,4 +1287,82 @@ fn bytes_bounds(min: &[u8], max: &[u8]) -> Option<MinMax> {
         max: max_bound,
         truncated,
     })
+}
+
+#[cfg(test)]
+mod speed_path_tests {
+    use super::*;
+    use crate::column::PrimitiveColumn;
+
+    #[test]
+    fn dense_stats_equal_the_general_path() {
+        let floats = vec![
+            vec![1.5f64, -0.0, 0.0, -3.25, f64::INFINITY, 7.0],
+            vec![f64::NAN, 2.0, -2.0, f64::NEG_INFINITY],
+            vec![0.0, -0.0],
+            vec![f64::NAN],
+            vec![],
+        ];
+        for values in floats {
+            let f64s = ColumnData::F64(PrimitiveColumn::new(values.clone()));
+            assert_eq!(
+                compute_stats_dense(&f64s),
+                Some(compute_stats_general(&f64s))
+            );
+            let f32s = ColumnData::F32(PrimitiveColumn::new(
+                values.iter().map(|&v| v as f32).collect(),
+            ));
+            assert_eq!(
+                compute_stats_dense(&f32s),
+                Some(compute_stats_general(&f32s))
+            );
+        }
+        let ints = ColumnData::I16(PrimitiveColumn::new(vec![3, -7, i16::MAX, 0]));
+        assert_eq!(
+            compute_stats_dense(&ints),
+            Some(compute_stats_general(&ints))
+        );
+        let nulls = ColumnData::I32(PrimitiveColumn::from_options(&[Some(1), None]));
+        assert_eq!(compute_stats_dense(&nulls), None);
+    }
+
+    #[test]
+    fn distinct_matches_a_hash_set() {
+        let mut state = 7u64;
+        for round in 0..200usize {
+            let modulus = 1 + (round * 37) % 3000;
+            let values: Vec<u32> = (0..5000)
+                .map(|_| {
+                    state = state
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    ((state >> 33) as usize % modulus) as u32
+                })
+                .collect();
+            let mut expected: Vec<u32> = values.clone();
+            expected.sort_unstable();
+            expected.dedup();
+            for limit in [1, 16, 1000, 2048, 4096] {
+                let got = distinct(&values, limit, |v: u32| u64::from(v));
+                if expected.len() <= limit {
+                    assert_eq!(got.as_deref(), Some(expected.as_slice()), "limit {limit}");
+                } else {
+                    assert_eq!(got, None, "limit {limit}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn useful_dict_len_is_the_largest_that_fits() {
+        for (rows, width, best) in [(6000, 4, 15000), (100, 8, 900), (5000, 1, 10), (1, 8, 1000)] {
+            let limit = 4096;
+            let found = useful_dict_len(rows, width, best, 0, limit);
+            let brute = (1..=limit)
+                .filter(|&d| dict_size(rows, d, width) < best)
+                .max()
+                .unwrap_or(0);
+            assert_eq!(found, brute, "rows {rows} width {width} best {best}");
+        }
+    }
 }
