@@ -1006,6 +1006,20 @@ fn encode_floats<F: Float>(
     Ok(Values::plain(encoding, raw))
 }
 
+/// Longest value [`small_key`] represents.
+const SMALL_VALUE_BYTES: usize = 7;
+
+/// A value of at most [`SMALL_VALUE_BYTES`] bytes as a u64: its bytes
+/// (little-endian) and its length in the top byte, so equal keys mean equal
+/// values.
+fn small_key(value: &[u8]) -> u64 {
+    let mut key = (value.len() as u64) << 56;
+    for (shift, &byte) in value.iter().enumerate() {
+        key |= u64::from(byte) << (8 * shift);
+    }
+    key
+}
+
 fn encode_var(column: &VarColumn, forced: Option<Encoding>) -> Result<Values, String> {
     let rows = column.len();
     let lengths: Vec<u64> = column
@@ -1016,7 +1030,32 @@ fn encode_var(column: &VarColumn, forced: Option<Encoding>) -> Result<Values, St
     let (length_base, length_width) = frame_of(&lengths);
     let plain_size = 8 + packed_len(rows, length_width) + column.data.len();
     let values: Vec<&[u8]> = (0..rows).map(|row| column.value(row)).collect();
+    // Short values (band names, codes) as u64 keys: the open-addressing
+    // distinct set and a binary search replace hashing byte slices.
+    let small_keys: Option<Vec<u64>> = values
+        .iter()
+        .all(|value| value.len() <= SMALL_VALUE_BYTES)
+        .then(|| values.iter().map(|value| small_key(value)).collect());
     let distinct_values = |limit: usize| -> Option<Vec<&[u8]>> {
+        if let Some(keys) = &small_keys {
+            let found = distinct(keys, limit, |key| key)?;
+            let mut first = vec![usize::MAX; found.len()];
+            let mut left = found.len();
+            for (row, key) in keys.iter().enumerate() {
+                if left == 0 {
+                    break;
+                }
+                if let Ok(index) = found.binary_search(key)
+                    && first[index] == usize::MAX
+                {
+                    first[index] = row;
+                    left -= 1;
+                }
+            }
+            let mut dict: Vec<&[u8]> = first.iter().map(|&row| values[row]).collect();
+            dict.sort_unstable();
+            return Some(dict);
+        }
         let mut seen = HashSet::default();
         for value in &values {
             if seen.insert(*value) && seen.len() > limit {
@@ -1067,15 +1106,33 @@ fn encode_var(column: &VarColumn, forced: Option<Encoding>) -> Result<Values, St
                 out.extend_from_slice(entry);
             }
             pad8(&mut out);
-            let index: HashMap<&[u8], u64> = dict
-                .iter()
-                .enumerate()
-                .map(|(code, entry)| (*entry, code as u64))
-                .collect();
-            let codes: Vec<u64> = values
-                .iter()
-                .map(|value| index.get(value).copied().unwrap_or(0))
-                .collect();
+            let codes: Vec<u64> = match &small_keys {
+                Some(keys) => {
+                    let mut index: Vec<(u64, u64)> = dict
+                        .iter()
+                        .enumerate()
+                        .map(|(code, entry)| (small_key(entry), code as u64))
+                        .collect();
+                    index.sort_unstable();
+                    keys.iter()
+                        .map(|key| match index.binary_search_by_key(key, |&(k, _)| k) {
+                            Ok(position) => index[position].1,
+                            Err(_) => 0,
+                        })
+                        .collect()
+                }
+                None => {
+                    let index: HashMap<&[u8], u64> = dict
+                        .iter()
+                        .enumerate()
+                        .map(|(code, entry)| (*entry, code as u64))
+                        .collect();
+                    values
+                        .iter()
+                        .map(|value| index.get(value).copied().unwrap_or(0))
+                        .collect()
+                }
+            };
             kernels::pack(&codes, code_width, &mut out);
         }
         other => {
