@@ -703,10 +703,42 @@ fn write_phase(
     let failed = AtomicBool::new(false);
     let index_slot = Mutex::new(index);
     let index_result: Mutex<Option<Result<u64, CatalogError>>> = Mutex::new(None);
+    // Encoded files go to one I/O thread (O_DIRECT write, fsync, rename), so
+    // that encoding goes on while the disk writes; `threads` files queue at
+    // most, and their buffers come back through `pool` for reuse.
+    let (to_disk, from_encoders) =
+        std::sync::mpsc::sync_channel::<(i32, PathBuf, Vec<u8>)>(threads);
+    let pool: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
     let results: Vec<Result<Vec<(i32, WriteStats)>, CatalogError>> = std::thread::scope(|scope| {
+        let (pool, failed_ref) = (&pool, &failed);
+        let (failed, next, work) = (&failed, &next, &work);
+        let (index_slot, index_path, index_result) = (&index_slot, &index_path, &index_result);
+        let io = scope.spawn(move || {
+            let mut direct = Vec::new();
+            let mut first_error = None;
+            for (chunk_id, path, bytes) in from_encoders {
+                if first_error.is_none() {
+                    match write_file_direct(&path, &bytes, &mut direct) {
+                        Ok(()) => {
+                            counters.chunks_written.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(message) => {
+                            failed_ref.store(true, Ordering::Relaxed);
+                            first_error =
+                                Some(CatalogError::Load(format!("chunk {chunk_id}: {message}")));
+                        }
+                    }
+                }
+                if let Ok(mut pool) = pool.lock() {
+                    pool.push(bytes);
+                }
+            }
+            first_error.map_or(Ok(()), Err)
+        });
         let handles: Vec<_> = (0..threads)
             .map(|_| {
-                scope.spawn(|| {
+                let to_disk = to_disk.clone();
+                scope.spawn(move || {
                     let mut done = Vec::new();
                     let mut scratch = WriterScratch::default();
                     // The index build is the first job taken.
@@ -728,18 +760,26 @@ fn write_phase(
                         else {
                             break;
                         };
-                        let written = write_chunk(
+                        if let Some(buffer) = pool.lock().ok().and_then(|mut pool| pool.pop()) {
+                            scratch.file = buffer;
+                        }
+                        let encoded = encode_chunk(
                             chunk,
                             schema,
                             &options.writer,
                             replicated,
                             window_bytes,
-                            path,
                             &mut scratch,
                         );
-                        match written {
+                        match encoded {
                             Ok(stats) => {
-                                counters.chunks_written.fetch_add(1, Ordering::Relaxed);
+                                let bytes = std::mem::take(&mut scratch.file);
+                                if to_disk.send((chunk.chunk_id, path.clone(), bytes)).is_err() {
+                                    failed.store(true, Ordering::Relaxed);
+                                    return Err(CatalogError::Load(
+                                        "the chunk file writer stopped".to_string(),
+                                    ));
+                                }
                                 done.push((chunk.chunk_id, stats));
                             }
                             Err(error) => {
@@ -752,7 +792,8 @@ fn write_phase(
                 })
             })
             .collect();
-        handles
+        drop(to_disk);
+        let mut results: Vec<Result<Vec<(i32, WriteStats)>, CatalogError>> = handles
             .into_iter()
             .map(|handle| {
                 handle.join().unwrap_or_else(|_| {
@@ -761,7 +802,16 @@ fn write_phase(
                     ))
                 })
             })
-            .collect()
+            .collect();
+        let io_result = io.join().unwrap_or_else(|_| {
+            Err(CatalogError::Load(
+                "the chunk file writer panicked".to_string(),
+            ))
+        });
+        if let Err(error) = io_result {
+            results.insert(0, Err(error));
+        }
+        results
     });
     let _ = spill_dir;
     let mut written = Vec::new();
@@ -927,14 +977,13 @@ fn stage(
     Ok((final_slots, staged))
 }
 
-/// Merges, encodes and writes one chunk file.
-fn write_chunk(
+/// Merges and encodes one chunk; its file image is left in `scratch.file`.
+fn encode_chunk(
     chunk: &ChunkWork<'_>,
     schema: &TableSchema,
     writer_options: &WriterOptions,
     replicated: bool,
     window_bytes: u64,
-    path: &Path,
     scratch: &mut WriterScratch,
 ) -> Result<WriteStats, CatalogError> {
     let fail = |message: String| CatalogError::Load(format!("chunk {}: {message}", chunk.chunk_id));
@@ -1051,8 +1100,10 @@ fn write_chunk(
         }
         start = end;
     }
-    write_chunk_file_with(path, writer, &mut scratch.file, &mut scratch.direct)
-        .map_err(CatalogError::Load)
+    scratch.file.clear();
+    writer
+        .finish(&mut scratch.file)
+        .map_err(|e| fail(e.to_string()))
 }
 
 /// Finishes `writer` and writes the chunk file at `path` atomically
@@ -1063,31 +1114,20 @@ pub fn write_chunk_file(
     writer: ChunkWriter,
     buffer: &mut Vec<u8>,
 ) -> Result<WriteStats, String> {
-    write_chunk_file_with(path, writer, buffer, &mut Vec::new())
-}
-
-/// Buffers a chunk-writing thread reuses from one chunk to the next (fresh
-/// pages are slow to come by on this VM: shared/MEASURED.md).
-#[derive(Default)]
-struct WriterScratch {
-    file: Vec<u8>,
-    direct: Vec<u8>,
-    blocks: Vec<ColBuf>,
-}
-
-/// [`write_chunk_file`] with the O_DIRECT staging buffer given too.
-fn write_chunk_file_with(
-    path: &Path,
-    writer: ChunkWriter,
-    buffer: &mut Vec<u8>,
-    direct: &mut Vec<u8>,
-) -> Result<WriteStats, String> {
     buffer.clear();
     let stats = writer
         .finish(buffer)
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    write_file_direct(path, buffer, direct)?;
+    write_file_direct(path, buffer, &mut Vec::new())?;
     Ok(stats)
+}
+
+/// Buffers a chunk-encoding thread reuses from one chunk to the next (fresh
+/// pages are slow to come by on this VM: shared/MEASURED.md).
+#[derive(Default)]
+struct WriterScratch {
+    file: Vec<u8>,
+    blocks: Vec<ColBuf>,
 }
 
 /// Alignment and size unit of O_DIRECT writes.
