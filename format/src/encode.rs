@@ -959,11 +959,13 @@ fn encode_floats<F: Float>(
     let value_bytes = std::mem::size_of::<F>();
     let bits: Vec<F::Bits> = values.iter().map(|v| v.bits()).collect();
     let dict_key = |bits: F::Bits| F::key_of_bits(bits);
+    // The order keys, computed once for the choice and a FloatFor encoding.
+    let mut keys: Option<Vec<u64>> = None;
     let encoding = match forced {
         Some(encoding) => encoding,
         None => {
-            let keys = float_keys(values);
-            let (_, key_width) = frame_of(&keys);
+            let keys = keys.insert(float_keys(values));
+            let (_, key_width) = frame_of(keys);
             let mut best = (Encoding::Plain, std::mem::size_of_val(values));
 
             consider(
@@ -1007,7 +1009,10 @@ fn encode_floats<F: Float>(
     let raw = match encoding {
         Encoding::Plain => bytemuck::cast_slice(values).to_vec(),
         Encoding::ByteShuffle => shuffled(values),
-        Encoding::FloatFor => encode_float_for(&float_keys(values)),
+        Encoding::FloatFor => match &keys {
+            Some(keys) => encode_float_for(keys),
+            None => encode_float_for(&float_keys(values)),
+        },
         Encoding::Alp => encode_alp(values, alp_exponent(values).unwrap_or(0)),
         Encoding::Dictionary => {
             let dict = distinct(&bits, MAX_DICT_LEN, dict_key).ok_or_else(|| {
