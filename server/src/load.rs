@@ -254,6 +254,11 @@ pub fn run(args: &LoadArgs) -> Result<(), String> {
         threads: args.threads,
         replace: args.replace,
         memory_budget_bytes: args.max_memory,
+        // The director index builders spill too: a quarter of the budget
+        // (at most the default 256 MiB) keeps the whole load near it.
+        index_memory_bytes: usize::try_from(args.max_memory / 4)
+            .unwrap_or(usize::MAX)
+            .clamp(skyscan_engine::director::MIN_MEMORY_BUDGET, 256 << 20),
         ..LoadOptions::default()
     };
     let mut load = if args.replace {
@@ -295,4 +300,37 @@ pub fn run(args: &LoadArgs) -> Result<(), String> {
         summary.spilled_segments
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn snapshot(phase: Phase, bytes_read: u64) -> Progress {
+        Progress {
+            phase,
+            rows_read: 2_000_000,
+            bytes_read,
+            total_bytes: 400_000_000,
+            spilled_bytes: 50_000_000,
+            chunks_written: 3,
+            chunks_total: 9,
+            elapsed: Duration::from_secs(2),
+        }
+    }
+
+    #[test]
+    fn progress_text_has_rate_throughput_and_eta() {
+        let text = ProgressLine::text(&snapshot(Phase::Reading, 100_000_000));
+        assert!(text.contains("read 2000000 rows (25.0%)"), "{text}");
+        assert!(text.contains("1000000 rows/s"), "{text}");
+        assert!(text.contains("50 MB/s"), "{text}");
+        assert!(text.contains("50 MB spilled"), "{text}");
+        assert!(text.contains("ETA 6 s"), "{text}");
+        let done = ProgressLine::text(&snapshot(Phase::Reading, 400_000_000));
+        assert!(!done.contains("ETA"), "{done}");
+        let writing = ProgressLine::text(&snapshot(Phase::Writing, 400_000_000));
+        assert!(writing.contains("writing chunk files 3/9"), "{writing}");
+    }
 }
