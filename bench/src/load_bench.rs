@@ -173,6 +173,7 @@ fn run_in(args: &LoadArgs, dir: &Path) -> Result<(), String> {
         &LoadOptions {
             threads: args.threads,
             memory_budget_bytes: args.max_memory,
+            direct_writes: true,
             ..LoadOptions::default()
         },
         None,

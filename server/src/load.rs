@@ -254,6 +254,7 @@ pub fn run(args: &LoadArgs) -> Result<(), String> {
         threads: args.threads,
         replace: args.replace,
         memory_budget_bytes: args.max_memory,
+        direct_writes: true,
         // The director index builders spill too: a quarter of the budget
         // (at most the default 256 MiB) keeps the whole load near it.
         index_memory_bytes: usize::try_from(args.max_memory / 4)

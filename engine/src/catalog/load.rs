@@ -31,6 +31,12 @@ pub struct LoadOptions {
     /// Rows buffered in memory before the loader spills sorted runs to the
     /// load's staging area, bytes (at least [`crate::loader::MIN_LOAD_MEMORY`]).
     pub memory_budget_bytes: u64,
+    /// Write chunk files with O_DIRECT (where the file system allows it):
+    /// for bulk loads, whose output is not read back soon — it bypasses the
+    /// page cache, whose fresh pages are slow on this VM. Off by default,
+    /// so that a table just loaded is in the page cache (tests, demos,
+    /// scans right after a load).
+    pub direct_writes: bool,
 }
 
 impl Default for LoadOptions {
@@ -42,6 +48,7 @@ impl Default for LoadOptions {
             director_index: true,
             index_memory_bytes: 256 << 20,
             memory_budget_bytes: DEFAULT_LOAD_MEMORY,
+            direct_writes: false,
         }
     }
 }

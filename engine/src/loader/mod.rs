@@ -747,7 +747,7 @@ fn write_phase(
             let mut first_error = None;
             for (chunk_id, path, bytes) in from_encoders {
                 if first_error.is_none() {
-                    match write_file_direct(&path, &bytes, &mut direct) {
+                    match write_file_direct(&path, &bytes, &mut direct, options.direct_writes) {
                         Ok(()) => {
                             counters.chunks_written.fetch_add(1, Ordering::Relaxed);
                         }
@@ -1147,7 +1147,7 @@ pub fn write_chunk_file(
     let stats = writer
         .finish(buffer)
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    write_file_direct(path, buffer, &mut Vec::new())?;
+    write_file_direct(path, buffer, &mut Vec::new(), false)?;
     Ok(stats)
 }
 
@@ -1164,22 +1164,31 @@ const DIRECT_ALIGN: usize = 4096;
 /// Bytes per O_DIRECT write.
 const DIRECT_PIECE: usize = 4 << 20;
 
-/// Writes `bytes` as the file `path` atomically, with O_DIRECT where the
-/// file system allows it: the machine hands out page-cache pages slowly
-/// (shared/MEASURED.md: ~2 CPU-s per GiB of fresh pages), and a load's
-/// output is not read back soon. Falls back to buffered writes.
-fn write_file_direct(path: &Path, bytes: &[u8], storage: &mut Vec<u8>) -> Result<(), String> {
+/// Writes `bytes` as the file `path` atomically, with O_DIRECT when
+/// `direct` and the file system allows it: the machine hands out page-cache
+/// pages slowly (shared/MEASURED.md: ~2 CPU-s per GiB of fresh pages), and a
+/// bulk load's output is not read back soon. Falls back to buffered writes.
+fn write_file_direct(
+    path: &Path,
+    bytes: &[u8],
+    storage: &mut Vec<u8>,
+    direct: bool,
+) -> Result<(), String> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("skyscan-tmp");
     let shown = |e: std::io::Error| format!("{}: {e}", tmp.display());
-    let direct = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .custom_flags(libc::O_DIRECT)
-        .open(&tmp);
-    let result = match direct {
+    let opened = if direct {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(&tmp)
+    } else {
+        Err(std::io::Error::other("buffered writes asked for"))
+    };
+    let result = match opened {
         Ok(mut file) => {
             // An aligned window inside an over-allocated vector: no unsafe.
             storage.resize(DIRECT_PIECE + DIRECT_ALIGN, 0);
