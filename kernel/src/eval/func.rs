@@ -24,7 +24,19 @@ pub fn call<'a>(
     let types: Vec<DataType> = args.iter().map(Expr::data_type).collect();
     let all_scalar = values.iter().all(|v| matches!(v, Datum::Scalar(_)));
     let rows = if all_scalar { 1 } else { batch.rows };
-    let column = call_columns(func, &values, &types, data_type, rows)?;
+    let column = if matches!(
+        func,
+        Func::AngSep
+            | Func::PtInBox
+            | Func::PtInCircle
+            | Func::PtInEllipse
+            | Func::PtInCPoly
+            | Func::Photometry(_)
+    ) {
+        super::sky::call(func, &values, rows)?
+    } else {
+        call_columns(func, &values, &types, data_type, rows)?
+    };
     Ok(if all_scalar {
         Datum::Scalar(scalar_at(&column, 0))
     } else {
@@ -322,7 +334,12 @@ fn call_columns(
             }
             ColumnData::Utf8(c)
         }
-        _ => super::sky::call(func, &cols, rows)?,
+        other => {
+            return Err(KernelError::Internal(format!(
+                "{} is evaluated elsewhere",
+                other.name()
+            )));
+        }
     })
 }
 
