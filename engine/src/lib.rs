@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod chunk_stats;
 pub mod director;
 pub mod ingest;
+pub mod loader;
 pub mod partition;
 pub mod query;
 pub mod scan;
