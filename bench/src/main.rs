@@ -6,12 +6,14 @@
 //!   (snappy, its default, and zstd).
 //! * `load`: load rate from Parquet of a generated Object table, against
 //!   DuckDB and chDB loading the same file into their native tables.
+//! * `apdb`: the APDB per-visit cycle, against lsst-dax-apdb on SQLite.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod apdb_bench;
 mod format_bench;
 mod load_bench;
 
@@ -29,6 +31,8 @@ enum Command {
     Format(format_bench::FormatArgs),
     /// Load rate from Parquet of a generated Object table, against DuckDB and chDB.
     Load(load_bench::LoadArgs),
+    /// The APDB per-visit cycle on an ap_proto-like workload, against lsst-dax-apdb on SQLite.
+    Apdb(apdb_bench::ApdbArgs),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +40,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Format(args) => format_bench::run(&args),
         Command::Load(args) => load_bench::run(&args),
+        Command::Apdb(args) => apdb_bench::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
