@@ -43,7 +43,7 @@ use skyscan_format::{ColumnType, TableSchema};
 use skyscan_sky::Chunker;
 
 pub use error::{ApdbError, Result};
-pub use read::ResultSet;
+pub use read::{ApdbReader, ResultSet, circle, polygon};
 pub use replica::{LogBatch, ReplicaStatus};
 pub use schema::{FelisSchema, FelisTable, felis_type};
 pub use store::{StoreReceipt, StoreRequest};

@@ -659,3 +659,19 @@ fn set_reassoc_columns(
         validity: norm(t_valid),
     });
 }
+
+/// A circle region for the APDB reads, with a clear error for bad input.
+pub fn circle(ra_deg: f64, dec_deg: f64, radius_deg: f64) -> Result<Region> {
+    Ok(Region::Circle(skyscan_sky::Circle::new(
+        ra_deg, dec_deg, radius_deg,
+    )?))
+}
+
+/// A convex polygon region (3 to 20 vertices, (ra, dec) degrees, either
+/// winding) for the APDB reads; a polygon that is not convex, is degenerate
+/// or has repeated vertices is `InvalidRegion`.
+pub fn polygon(vertices_deg: &[(f64, f64)]) -> Result<Region> {
+    Ok(Region::Polygon(skyscan_sky::ConvexPolygon::new(
+        vertices_deg,
+    )?))
+}
