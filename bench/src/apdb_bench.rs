@@ -58,7 +58,42 @@ struct VisitTimes {
     sources: f64,
     forced: f64,
     store: f64,
+    /// CPU seconds of the calling thread over the whole cycle (the reads
+    /// run on it entirely; `store` adds its validation, encoding and the
+    /// group-commit wait's bookkeeping, not the fsync wait). Unlike wall
+    /// time this does not grow when other processes take the cores.
+    cpu: f64,
     rows_read: [usize; 3],
+}
+
+/// CPU time of the calling thread, seconds (Linux `schedstat`: ns on CPU).
+fn thread_cpu_seconds() -> f64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .next()
+                .and_then(|x| x.parse::<u64>().ok())
+        })
+        .map_or(f64::NAN, |ns| ns as f64 * 1e-9)
+}
+
+/// CPU time of the whole process (all threads, incl. compaction), seconds.
+fn process_cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return f64::NAN;
+    };
+    // Fields after the command name (which is in parentheses).
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|x| x.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    // utime and stime are fields 14 and 15 of the line: 12 and 13 here.
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 impl VisitTimes {
@@ -96,6 +131,7 @@ fn dir_bytes(path: &Path) -> u64 {
 
 fn one_visit(apdb: &Apdb, layout: &ApdbLayout, visit: &Visit) -> Result<VisitTimes, String> {
     let mut t = VisitTimes::default();
+    let cpu_start = thread_cpu_seconds();
     let start = Instant::now();
     let objects = apdb
         .get_dia_objects(&visit.region)
@@ -118,6 +154,7 @@ fn one_visit(apdb: &Apdb, layout: &ApdbLayout, visit: &Visit) -> Result<VisitTim
     t.forced = (after_forced - after_sources).as_secs_f64();
     t.store = (end - after_forced).as_secs_f64();
     t.rows_read = [objects.rows(), sources.rows(), forced.rows()];
+    t.cpu = thread_cpu_seconds() - cpu_start;
     Ok(t)
 }
 
@@ -130,6 +167,7 @@ fn mean(times: &[VisitTimes], range: std::ops::Range<usize>) -> VisitTimes {
         m.sources += t.sources / n;
         m.forced += t.forced / n;
         m.store += t.store / n;
+        m.cpu += t.cpu / n;
         for k in 0..3 {
             m.rows_read[k] += t.rows_read[k];
         }
@@ -194,7 +232,7 @@ pub fn run(args: &ApdbArgs) -> Result<(), String> {
     let mut dax_index = String::new();
     let mut times = Vec::with_capacity(visits);
     println!(
-        "{:>6} {:>7} {:>8} {:>8} | {:>8} {:>8} {:>8} {:>8} {:>8} | {:>9} {:>11}",
+        "{:>6} {:>7} {:>8} {:>8} | {:>8} {:>8} {:>8} {:>8} {:>8} | {:>7} {:>8} | {:>9} {:>11}",
         "visit",
         "objects",
         "sources",
@@ -204,10 +242,13 @@ pub fn run(args: &ApdbArgs) -> Result<(), String> {
         "fsrc ms",
         "store ms",
         "total ms",
+        "cpu ms",
+        "proc cpu",
         "DB MB",
         "rows stored"
     );
     let run_start = Instant::now();
+    let mut last_report = (0usize, process_cpu_seconds());
     for index in 0..visits {
         let visit = generator.next_visit();
         if index < dax_visits {
@@ -232,8 +273,11 @@ pub fn run(args: &ApdbArgs) -> Result<(), String> {
         if n == 1 || n % args.report_every == 0 || n == visits || (args.quick && n % 10 == 0) {
             let m = mean(&times, n.saturating_sub(args.report_every.min(20))..n);
             let stats = apdb.stats();
+            let process = process_cpu_seconds();
+            let process_per_visit = (process - last_report.1) / (n - last_report.0).max(1) as f64;
+            last_report = (n, process);
             println!(
-                "{:>6} {:>7} {:>8} {:>8} | {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} | {:>9.1} {:>11}",
+                "{:>6} {:>7} {:>8} {:>8} | {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} | {:>7.1} {:>8.1} | {:>9.1} {:>11}",
                 n,
                 m.rows_read[0],
                 m.rows_read[1],
@@ -243,6 +287,8 @@ pub fn run(args: &ApdbArgs) -> Result<(), String> {
                 m.forced * 1e3,
                 m.store * 1e3,
                 m.total() * 1e3,
+                m.cpu * 1e3,
+                process_per_visit * 1e3,
                 dir_bytes(&db_dir) as f64 / 1e6,
                 stats.rows.iter().sum::<u64>()
             );
@@ -279,7 +325,20 @@ pub fn run(args: &ApdbArgs) -> Result<(), String> {
             late.total() * 1e3,
             late.total() / early.total()
         );
+        println!(
+            "flatness (CPU of the calling thread, immune to other processes): visits 91-110 {:.1} ms, visits {}-{} {:.1} ms: ratio {:.2}",
+            early.cpu * 1e3,
+            visits - 19,
+            visits,
+            late.cpu * 1e3,
+            late.cpu / early.cpu
+        );
     }
+    println!(
+        "columns: rows read per visit (mean of the last 20 visits); wall ms of each read and of store; cpu ms = \
+         CPU of the calling thread per visit; proc cpu = CPU of the whole process (incl. background compaction) \
+         per visit since the previous line"
+    );
     apdb.close();
 
     // dax_apdb on SQLite, same visits.

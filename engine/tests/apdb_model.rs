@@ -108,7 +108,7 @@ fn reads_match_the_model_through_compaction_and_reopen() {
         if index % 9 == 8 {
             apdb.compact_now().unwrap();
         }
-        if index % 6 == 5 {
+        if index % 9 == 5 {
             regions.push(visit.region.clone());
             let times = [visit.time + 0.1, visit.time - 40.0, visits[index / 2].time];
             check_all(

@@ -52,7 +52,13 @@ struct Scan<'a> {
     time_after: Option<f64>,
     time_upto: Option<f64>,
     object_ids: Option<&'a HashSet<i64>>,
+    /// A last filter over the candidates (decoded columns: position, time,
+    /// ids), applied before any other column is gathered.
+    row_filter: Option<&'a RowFilter<'a>>,
 }
+
+/// See [`Scan::row_filter`].
+type RowFilter<'a> = dyn Fn(&Table, &mut Vec<u32>) + 'a;
 
 /// Key ranges (inclusive) of a region's sub-chunks, ascending, and the chunks
 /// the region wholly contains.
@@ -116,6 +122,11 @@ fn select(
             valid.is_none_or(|v| v.get(r as usize)) && ids.contains(&object[r as usize])
         });
     }
+    if let Some(filter) = scan.row_filter
+        && !candidates.is_empty()
+    {
+        filter(rows, candidates);
+    }
 }
 
 fn scan_run(
@@ -172,14 +183,15 @@ fn scan_segments(
             }
             // Decode the filter columns first; the rest only if a row passes.
             let mut probe = Table {
-                schema: segment_probe_schema(&t.schema),
+                schema: t.schema.clone(),
                 columns: Vec::new(),
             };
             let mut candidates: Vec<u32> = (0..rows as u32).collect();
             let needs = scan.region.is_some() && !contained
                 || scan.time_after.is_some()
                 || scan.time_upto.is_some()
-                || scan.object_ids.is_some();
+                || scan.object_ids.is_some()
+                || scan.row_filter.is_some();
             if needs {
                 probe.columns = t
                     .schema
@@ -187,20 +199,38 @@ fn scan_segments(
                     .iter()
                     .enumerate()
                     .map(|(c, def)| {
-                        if c == t.ra || c == t.dec || c == t.time || c == t.object_id {
+                        if c == t.ra || c == t.dec || c == t.time || c == t.object_id || c == t.id {
                             segment.read_column(group, c, decoder)
                         } else {
                             Ok(ColumnData::empty(def.column_type))
                         }
                     })
                     .collect::<Result<Vec<_>>>()?;
-                probe.schema = t.schema.clone();
                 select(shared, scan, &probe, &mut candidates, contained);
                 if candidates.is_empty() {
                     continue;
                 }
             }
-            let full = segment.read_group(group, decoder)?;
+            // The probe's decoded columns are reused, the rest decoded now.
+            let full = if needs {
+                let columns = std::mem::take(&mut probe.columns)
+                    .into_iter()
+                    .enumerate()
+                    .map(|(c, column)| {
+                        if c == t.ra || c == t.dec || c == t.time || c == t.object_id || c == t.id {
+                            Ok(column)
+                        } else {
+                            segment.read_column(group, c, decoder)
+                        }
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Table {
+                    schema: t.schema.clone(),
+                    columns,
+                }
+            } else {
+                segment.read_group(group, decoder)?
+            };
             if candidates.len() == rows {
                 out.push(full);
             } else {
@@ -209,10 +239,6 @@ fn scan_segments(
         }
     }
     Ok(())
-}
-
-fn segment_probe_schema(schema: &TableSchema) -> TableSchema {
-    schema.clone()
 }
 
 /// Runs a scan over the partitions in `[first, last]` of a snapshot.
@@ -325,40 +351,35 @@ impl ApdbReader<'_> {
     /// See [`Apdb::get_dia_objects`].
     pub fn get_dia_objects(&self, region: &Region) -> Result<ResultSet> {
         let (first, cutoff) = self.object_window();
+        let seq = self.snap.seq;
+        let o = self.shared.layout.table(ApdbTable::DiaObject);
+        // Only the latest versions are gathered: the version index decides
+        // on the decoded id and start columns, under a short read lock.
+        let latest = |rows: &Table, candidates: &mut Vec<u32>| {
+            let ids = i64_values(rows, o.id);
+            let starts = f64_values(rows, o.time);
+            let objects = read_lock(&self.shared.objects);
+            candidates.retain(|&r| {
+                let r = r as usize;
+                starts[r] >= cutoff
+                    && objects
+                        .get(&ids[r])
+                        .and_then(|e| e.end_of(starts[r], seq))
+                        .is_some_and(|end| end.is_none())
+            });
+        };
         let scan = Scan {
             table: ApdbTable::DiaObject,
             region: Some(region),
             time_after: None,
             time_upto: None,
             object_ids: None,
+            row_filter: Some(&latest),
         };
         let batches = run_scan(self.shared, &self.snap, &scan, (first, i64::MAX))?;
-        let seq = self.snap.seq;
-        let o = self.shared.layout.table(ApdbTable::DiaObject);
-        let objects = read_lock(&self.shared.objects);
-        let mut out = Vec::with_capacity(batches.len());
-        for batch in batches {
-            let ids = i64_values(&batch, o.id);
-            let starts = f64_values(&batch, o.time);
-            let keep: Vec<u32> = (0..batch.rows())
-                .filter(|&r| {
-                    starts[r] >= cutoff
-                        && objects
-                            .get(&ids[r])
-                            .and_then(|e| e.end_of(starts[r], seq))
-                            .is_some_and(|end| end.is_none())
-                })
-                .map(|r| r as u32)
-                .collect();
-            if keep.len() == batch.rows() {
-                out.push(batch);
-            } else if !keep.is_empty() {
-                out.push(take_rows(&batch, &keep));
-            }
-        }
         Ok(ResultSet {
             schema: o.schema.clone(),
-            batches: out,
+            batches,
         })
     }
 
@@ -373,6 +394,7 @@ impl ApdbReader<'_> {
             time_after: None,
             time_upto: Some(t),
             object_ids: None,
+            row_filter: None,
         };
         let batches = run_scan(self.shared, &self.snap, &scan, (i64::MIN, partition_of(t)))?;
         let seq = self.snap.seq;
@@ -440,6 +462,7 @@ impl ApdbReader<'_> {
             time_after: None,
             time_upto: Some(t),
             object_ids: Some(&ids),
+            row_filter: None,
         };
         let batches = run_scan(self.shared, &self.snap, &scan, (i64::MIN, partition_of(t)))?;
         let mut set = ResultSet {
@@ -485,6 +508,7 @@ impl ApdbReader<'_> {
             time_after: Some(after),
             time_upto: Some(upto),
             object_ids: Some(ids),
+            row_filter: None,
         };
         let batches = run_scan(
             self.shared,
@@ -564,6 +588,7 @@ impl ApdbReader<'_> {
             time_after: time_min.map(|t| f64::from_bits(t.to_bits().wrapping_sub(1)).min(t)),
             time_upto: time_max,
             object_ids: None,
+            row_filter: None,
         };
         let partitions = (
             time_min.map_or(i64::MIN, partition_of),
