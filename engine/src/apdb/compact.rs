@@ -200,8 +200,9 @@ pub(crate) fn recover(shared: &Shared) -> Result<OpenStats> {
         }
         snap.tables[table as usize].insert(p.partition, Arc::new(view));
     }
-    if !shared.read_only {
-        // Leftovers: segments a crashed compaction wrote but never published.
+    // Leftovers: segments a crashed compaction wrote but never published.
+    // (A replica owns its directory too: it writes its own log.)
+    {
         for table in ApdbTable::ALL {
             let tdir = table_dir(dir, table);
             let entries = std::fs::read_dir(&tdir)
@@ -242,7 +243,7 @@ pub(crate) fn recover(shared: &Shared) -> Result<OpenStats> {
     }
     // Replay.
     let wal_dir = dir.join("wal");
-    let recovered = wal::recover(&wal_dir, !shared.read_only)?;
+    let recovered = wal::recover(&wal_dir, true)?;
     stats.torn_bytes = recovered.torn_bytes;
     for record in &recovered.records {
         match record.kind {
