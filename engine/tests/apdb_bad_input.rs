@@ -221,3 +221,23 @@ fn bad_input_is_rejected_whole() {
         all[0].sources.rows() + all[1].sources.rows()
     );
 }
+
+#[test]
+fn limits_are_errors_and_backpressure_compacts() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = visits(small_workload(4), 3);
+    let config = skyscan_engine::apdb::ApdbConfig {
+        max_objects: all[0].objects.rows() + 10,
+        max_recent_rows: 100,
+        ..test_config()
+    };
+    let (apdb, _) = Apdb::open_with_schema(dir.path(), felis(), config).unwrap();
+    apdb.store(&all[0].store_request()).unwrap();
+    // Over max_recent_rows: the next store compacts first.
+    match apdb.store(&all[1].store_request()) {
+        Err(ApdbError::Limit(m)) => assert!(m.contains("max_objects"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(apdb.stats().segments.iter().sum::<u64>() > 0, "backpressure compacted");
+    assert_eq!(apdb.snapshot().seq, 1);
+}

@@ -253,6 +253,13 @@ pub struct ApdbConfig {
     /// fsync the log at every commit. Off only for measurements of what
     /// durability costs; a crash may then lose acknowledged visits.
     pub fsync: bool,
+    /// Most DiaObjects the in-memory version index may hold (~100 bytes
+    /// each); a store that would pass it is refused with `Limit`.
+    pub max_objects: usize,
+    /// Rows held in memory (all partitions and tables) above which a store
+    /// first runs a compaction step itself: backpressure when the
+    /// background compaction falls behind.
+    pub max_recent_rows: usize,
 }
 
 impl Default for ApdbConfig {
@@ -264,6 +271,8 @@ impl Default for ApdbConfig {
             background_compaction: true,
             compaction_interval: Duration::from_millis(200),
             fsync: true,
+            max_objects: 100_000_000,
+            max_recent_rows: 20_000_000,
         }
     }
 }

@@ -373,6 +373,14 @@ fn check_state(
     let [new_objects, sources, forced] = &record.tables;
     let o = layout.table(ApdbTable::DiaObject);
     let new_ids: HashSet<i64> = i64_values(new_objects, o.id).iter().copied().collect();
+    let unknown = new_ids.iter().filter(|id| !objects.contains_key(id)).count();
+    if objects.len() + unknown > shared.config.max_objects {
+        return Err(ApdbError::Limit(format!(
+            "{} DiaObjects would pass the limit of {} (ApdbConfig::max_objects)",
+            objects.len() + unknown,
+            shared.config.max_objects
+        )));
+    }
     for id in i64_values(new_objects, o.id) {
         if let Some(entry) = objects.get(id)
             && let Some(last) = entry.versions.last()
@@ -755,6 +763,17 @@ impl Apdb {
         let shared = &self.shared;
         shared.check_writable()?;
         let record = check_request(&shared.layout, req)?;
+        let in_memory: usize = {
+            let snap = read_lock(&shared.snapshot);
+            snap.tables
+                .iter()
+                .flat_map(|t| t.values())
+                .map(|v| v.recent_rows())
+                .sum()
+        };
+        if in_memory > shared.config.max_recent_rows {
+            super::compact::compact_step(shared, true)?;
+        }
         let body = encode_visit(&record);
         // Runs are built before the lock (sorting is the expensive part);
         // their seq is set once it is known.
