@@ -238,6 +238,9 @@ fn limits_are_errors_and_backpressure_compacts() {
         Err(ApdbError::Limit(m)) => assert!(m.contains("max_objects"), "{m}"),
         other => panic!("{other:?}"),
     }
-    assert!(apdb.stats().segments.iter().sum::<u64>() > 0, "backpressure compacted");
+    assert!(
+        apdb.stats().segments.iter().sum::<u64>() > 0,
+        "backpressure compacted"
+    );
     assert_eq!(apdb.snapshot().seq, 1);
 }

@@ -3,7 +3,7 @@
 //! partition into one, without blocking readers or writers (they keep
 //! working on their snapshots; the swap is one pointer under a lock).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -171,7 +171,7 @@ pub(crate) fn recover(shared: &Shared) -> Result<OpenStats> {
         last_visit_time: manifest.last_visit_time,
         ..Snapshot::default()
     };
-    let mut objects: HashMap<i64, super::ObjectEntry> = HashMap::new();
+    let mut objects: super::IdMap<super::ObjectEntry> = super::IdMap::default();
     let mut writer = lock(&shared.writer);
     let mut referenced: HashSet<(usize, String)> = HashSet::new();
     let mut decoder = BlockDecoder::new();
@@ -216,7 +216,7 @@ pub(crate) fn recover(shared: &Shared) -> Result<OpenStats> {
         }
         let _ = std::fs::remove_file(dir.join("MANIFEST.tmp"));
     }
-    let mut reassigned: HashMap<i64, Reassoc> = manifest
+    let mut reassigned: super::IdMap<Reassoc> = manifest
         .reassigned
         .iter()
         .map(|&(s, ss, time)| {
@@ -306,7 +306,7 @@ fn index_segment(
     shared: &Shared,
     table: ApdbTable,
     segment: &Segment,
-    objects: &mut HashMap<i64, super::ObjectEntry>,
+    objects: &mut super::IdMap<super::ObjectEntry>,
     writer: &mut super::WriterState,
     decoder: &mut BlockDecoder,
 ) -> Result<()> {

@@ -52,6 +52,41 @@ use crate::table::Table;
 use segment::Segment;
 use wal::WalWriter;
 
+/// A hasher for i64 ids (splitmix64's finalizer): the id maps and sets of
+/// the hot paths do millions of lookups per visit, and SipHash's DoS
+/// resistance buys nothing for ids the pipeline assigns.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn write_i64(&mut self, value: i64) {
+        let mut x = self.0 ^ (value as u64);
+        x ^= x >> 30;
+        x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x ^= x >> 27;
+        x = x.wrapping_mul(0x94d0_49bb_1331_11eb);
+        x ^= x >> 31;
+        self.0 = x;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// Builds [`IdHasher`]s.
+pub type IdBuildHasher = std::hash::BuildHasherDefault<IdHasher>;
+/// A map keyed by i64 ids.
+pub type IdMap<V> = HashMap<i64, V, IdBuildHasher>;
+/// A set of i64 ids.
+pub type IdSet = HashSet<i64, IdBuildHasher>;
+
 /// Days of one time partition (DMTN-018: monthly partitions).
 pub const PARTITION_DAYS: f64 = 30.0;
 
@@ -328,7 +363,7 @@ pub struct Snapshot {
     /// Per table: partition index → contents.
     pub tables: [BTreeMap<i64, Arc<PartitionView>>; 3],
     /// DiaSource re-associations.
-    pub reassigned: Arc<HashMap<i64, Reassoc>>,
+    pub reassigned: Arc<IdMap<Reassoc>>,
 }
 
 /// One version of a DiaObject in the version index.
@@ -398,7 +433,7 @@ pub(crate) struct Shared {
     pub(crate) config: ApdbConfig,
     pub(crate) read_only: bool,
     pub(crate) snapshot: RwLock<Arc<Snapshot>>,
-    pub(crate) objects: RwLock<HashMap<i64, ObjectEntry>>,
+    pub(crate) objects: RwLock<IdMap<ObjectEntry>>,
     pub(crate) writer: Mutex<WriterState>,
     pub(crate) sync: Mutex<SyncState>,
     pub(crate) synced: Condvar,
@@ -506,7 +541,7 @@ impl Apdb {
             config,
             read_only,
             snapshot: RwLock::new(Arc::new(Snapshot::default())),
-            objects: RwLock::new(HashMap::new()),
+            objects: RwLock::new(IdMap::default()),
             writer: Mutex::new(WriterState {
                 wal: None,
                 visit_detectors: HashSet::new(),

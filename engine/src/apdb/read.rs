@@ -2,7 +2,6 @@
 //! of LDM-135 §4.1, and a plain table scan for the query engine. Every read
 //! works on one [`Snapshot`] and so sees a prefix of the stored visits.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use skyscan_format::{Bitmap, BlockDecoder, ColumnData, PrimitiveColumn, TableSchema};
@@ -51,7 +50,7 @@ struct Scan<'a> {
     /// Keep rows with time in `(min, max]` (`None`: no bound).
     time_after: Option<f64>,
     time_upto: Option<f64>,
-    object_ids: Option<&'a HashSet<i64>>,
+    object_ids: Option<&'a super::IdSet>,
     /// A last filter over the candidates (decoded columns: position, time,
     /// ids), applied before any other column is gathered.
     row_filter: Option<&'a RowFilter<'a>>,
@@ -496,7 +495,7 @@ impl ApdbReader<'_> {
         &self,
         table: ApdbTable,
         region: &Region,
-        ids: &HashSet<i64>,
+        ids: &super::IdSet,
         after: f64,
         visit_time: f64,
     ) -> Result<ResultSet> {
@@ -625,7 +624,7 @@ impl ApdbReader<'_> {
     }
 }
 
-fn id_set(ids: &[i64]) -> Result<HashSet<i64>> {
+fn id_set(ids: &[i64]) -> Result<super::IdSet> {
     if ids.len() > MAX_IDS_PER_CALL {
         return Err(ApdbError::Limit(format!(
             "{} object ids, at most {MAX_IDS_PER_CALL}",
@@ -642,7 +641,7 @@ fn end_column(ends: &[Option<f64>]) -> ColumnData {
 fn set_reassoc_columns(
     rows: &mut Table,
     ids: &[i64],
-    map: &std::collections::HashMap<i64, super::Reassoc>,
+    map: &super::IdMap<super::Reassoc>,
     ss_column: usize,
     time_column: usize,
 ) {

@@ -2,7 +2,7 @@
 //! step), `reassign_dia_sources`, and the group commit that makes them
 //! durable and then visible.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use skyscan_format::ColumnData;
@@ -321,7 +321,7 @@ fn check_request(layout: &ApdbLayout, req: &StoreRequest) -> Result<VisitRecord>
             ));
         }
     }
-    let closes: HashSet<i64> = req.close_object_ids.iter().copied().collect();
+    let closes: super::IdSet = req.close_object_ids.iter().copied().collect();
     if closes.len() != req.close_object_ids.len() {
         return reject("an object is closed twice in one store".into());
     }
@@ -342,7 +342,7 @@ fn check_request(layout: &ApdbLayout, req: &StoreRequest) -> Result<VisitRecord>
 }
 
 fn unique(ids: &[i64], table: &str, column: &str) -> Result<()> {
-    let mut seen = HashSet::with_capacity(ids.len());
+    let mut seen = super::IdSet::with_capacity_and_hasher(ids.len(), Default::default());
     for id in ids {
         if !seen.insert(*id) {
             return Err(ApdbError::Rejected(format!(
@@ -357,7 +357,7 @@ fn unique(ids: &[i64], table: &str, column: &str) -> Result<()> {
 fn check_state(
     shared: &Shared,
     writer: &WriterState,
-    objects: &HashMap<i64, ObjectEntry>,
+    objects: &super::IdMap<ObjectEntry>,
     record: &VisitRecord,
 ) -> Result<()> {
     let layout = &shared.layout;
@@ -372,8 +372,11 @@ fn check_state(
     }
     let [new_objects, sources, forced] = &record.tables;
     let o = layout.table(ApdbTable::DiaObject);
-    let new_ids: HashSet<i64> = i64_values(new_objects, o.id).iter().copied().collect();
-    let unknown = new_ids.iter().filter(|id| !objects.contains_key(id)).count();
+    let new_ids: super::IdSet = i64_values(new_objects, o.id).iter().copied().collect();
+    let unknown = new_ids
+        .iter()
+        .filter(|id| !objects.contains_key(id))
+        .count();
     if objects.len() + unknown > shared.config.max_objects {
         return Err(ApdbError::Limit(format!(
             "{} DiaObjects would pass the limit of {} (ApdbConfig::max_objects)",
@@ -440,7 +443,7 @@ fn check_state(
     }
     let ids = i64_values(sources, s.id);
     if ids.iter().any(|&id| id <= writer.max_source_id) {
-        let wanted: HashSet<i64> = ids
+        let wanted: super::IdSet = ids
             .iter()
             .copied()
             .filter(|&id| id <= writer.max_source_id)
@@ -455,7 +458,7 @@ fn check_state(
 /// The first of `wanted` that is already stored (visible or pending), by
 /// reading id columns: the slow path, for ids at or below the largest
 /// stored one.
-fn existing_source_id(shared: &Shared, wanted: &HashSet<i64>) -> Result<Option<i64>> {
+fn existing_source_id(shared: &Shared, wanted: &super::IdSet) -> Result<Option<i64>> {
     let s = shared.layout.table(ApdbTable::DiaSource);
     {
         let sync = lock(&shared.sync);
@@ -510,7 +513,7 @@ fn existing_source_id(shared: &Shared, wanted: &HashSet<i64>) -> Result<Option<i
 pub(crate) fn apply_visit_state(
     layout: &ApdbLayout,
     writer: &mut WriterState,
-    objects: &mut HashMap<i64, ObjectEntry>,
+    objects: &mut super::IdMap<ObjectEntry>,
     record: &VisitRecord,
     seq: u64,
 ) {
@@ -813,7 +816,7 @@ impl Apdb {
                 pairs.len()
             )));
         }
-        let wanted: HashSet<i64> = pairs.iter().map(|p| p.0).collect();
+        let wanted: super::IdSet = pairs.iter().map(|p| p.0).collect();
         if wanted.len() != pairs.len() {
             return Err(ApdbError::Rejected(
                 "a DiaSource is re-associated twice in one call".into(),
@@ -874,9 +877,9 @@ impl Apdb {
 }
 
 /// Which of `wanted` are stored DiaSources (visible or pending).
-fn find_sources(shared: &Shared, wanted: &HashSet<i64>) -> Result<HashSet<i64>> {
+fn find_sources(shared: &Shared, wanted: &super::IdSet) -> Result<super::IdSet> {
     let s = shared.layout.table(ApdbTable::DiaSource);
-    let mut found = HashSet::new();
+    let mut found = super::IdSet::default();
     {
         let sync = lock(&shared.sync);
         for pending in &sync.pending {
