@@ -7,6 +7,12 @@
 //! * `load`: load rate from Parquet of a generated Object table, against
 //!   DuckDB and chDB loading the same file into their native tables.
 //! * `apdb`: the APDB per-visit cycle, against lsst-dax-apdb on SQLite.
+//! * `query`: single queries (filters, aggregates, GROUP BY, top-k, cone
+//!   searches) against DuckDB on the same rows.
+//! * `scan`: shared scans through the convoys (T(K)/T(1), cold scan against
+//!   raw O_DIRECT, lookups under load, memory).
+//! * `spatial`: the near-neighbour join kernel against DuckDB's grid-cell
+//!   hash join on the same points, and `s2PtInCircle` throughput.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,6 +22,9 @@ use clap::{Parser, Subcommand};
 mod apdb_bench;
 mod format_bench;
 mod load_bench;
+mod query_bench;
+mod scan_bench;
+mod spatial_bench;
 
 /// Benchmarks of skyscan against peers, side by side in one run.
 #[derive(Parser, Debug)]
@@ -33,6 +42,12 @@ enum Command {
     Load(load_bench::LoadArgs),
     /// The APDB per-visit cycle on an ap_proto-like workload, against lsst-dax-apdb on SQLite.
     Apdb(apdb_bench::ApdbArgs),
+    /// Single queries (filters, aggregates, GROUP BY, top-k, cones) against DuckDB.
+    Query(query_bench::QueryArgs),
+    /// Shared scans: T(K)/T(1), cold scan vs raw O_DIRECT, lookups under load, memory.
+    Scan(scan_bench::ScanArgs),
+    /// Near-neighbour join at 1′ (1/2/4 deg²) against DuckDB; s2PtInCircle points/s.
+    Spatial(spatial_bench::SpatialArgs),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +56,9 @@ fn main() -> ExitCode {
         Command::Format(args) => format_bench::run(&args),
         Command::Load(args) => load_bench::run(&args),
         Command::Apdb(args) => apdb_bench::run(&args),
+        Command::Query(args) => query_bench::run(&args),
+        Command::Scan(args) => scan_bench::run(&args),
+        Command::Spatial(args) => spatial_bench::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,5 +7,8 @@ pub mod chunk_stats;
 pub mod director;
 pub mod ingest;
 pub mod partition;
+pub mod query;
+pub mod scan;
+pub mod storage;
 pub mod synth;
 pub mod table;

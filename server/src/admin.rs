@@ -43,6 +43,10 @@ pub fn info(root: &Path) -> Result<(), String> {
             format!("  spindle {index}: {} ({})", path.display(), size(*bytes)),
         )?;
     }
+    write(
+        &mut out,
+        format!("  {}", skyscan_engine::storage::describe_environment()),
+    )?;
     if infos.is_empty() {
         return write(&mut out, "no tables".to_string());
     }

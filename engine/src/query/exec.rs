@@ -1,0 +1,1259 @@
+//! Executing a [`SelectPlan`]: the per-chunk part runs as [`ChunkTask`]s
+//! of a [`ScanQuery`] (on decoded row groups, through the scan layer), the
+//! merge part in [`ScanQuery::finish_task`] and after the scan.
+//!
+//! * single partitioned table: each row group is filtered and projected or
+//!   aggregated as it arrives (no per-chunk buffering);
+//! * joins: each table's filtered rows of the chunk are kept, joined when
+//!   the chunk is complete, then filtered by the cross-table conditions;
+//! * tables stored whole (replicated, subquery results) are read once
+//!   before the scan and joined in every chunk;
+//! * the merge streams projected rows to the result sink as chunks finish
+//!   (no ORDER BY), keeps a top-k (ORDER BY … LIMIT), or merges aggregation
+//!   states; ORDER BY, HAVING, OFFSET and LIMIT are applied at the end.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use skyscan_format::{ColumnData, MinMax, RowGroupSet};
+use skyscan_kernel::agg::{AggLimits, Aggregator};
+use skyscan_kernel::batch::{Batch, selection_of};
+use skyscan_kernel::build::{append_rows, cast_column, repeat_scalar};
+use skyscan_kernel::eval::{eval, eval_filter};
+use skyscan_kernel::expr::{AggFunc, BinaryOp, Expr};
+use skyscan_kernel::sort::{SortKey, sorted_indices};
+use skyscan_kernel::take::take;
+use skyscan_kernel::value::{DataType, Scalar};
+
+use super::error::{ErrorKind, QueryError, Result};
+use super::join::{TableRows, join};
+use super::plan::{Body, SelectPlan, StatPredicate, TablePlan, localize};
+use super::scope::{Placement, Source};
+use super::{Progress, ResultSink};
+use crate::catalog::REPLICATED_CHUNK_ID;
+use crate::scan::{CancelToken, PlainOptions, run_plain};
+use crate::storage::{
+    ChunkMeta, ChunkTask, ReadPlan, RowGroupBatch, ScanQuery, Storage, StorageError, TableHandle,
+};
+
+/// Rows of one result batch handed to the sink.
+const SINK_BATCH_ROWS: usize = 65_536;
+
+/// Limits and controls of one execution.
+#[derive(Clone)]
+pub struct ExecOptions {
+    /// Worker threads of the scan.
+    pub threads: usize,
+    /// Cancels the query.
+    pub cancel: CancelToken,
+    /// Fails the query when reached.
+    pub deadline: Option<Instant>,
+    /// Most result rows (an error beyond).
+    pub max_result_rows: u64,
+    /// Most bytes of result and merge state held in memory.
+    pub max_result_bytes: u64,
+    /// Most joined rows in one chunk.
+    pub max_join_rows: usize,
+    /// Limits of GROUP BY and DISTINCT.
+    pub agg_limits: AggLimits,
+    /// Called as chunks complete.
+    pub progress: Option<Arc<dyn Fn(Progress) + Send + Sync>>,
+}
+
+impl std::fmt::Debug for ExecOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExecOptions")
+            .field("threads", &self.threads)
+            .field("deadline", &self.deadline)
+            .field("max_result_rows", &self.max_result_rows)
+            .field("max_result_bytes", &self.max_result_bytes)
+            .field("max_join_rows", &self.max_join_rows)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for ExecOptions {
+    fn default() -> Self {
+        ExecOptions {
+            threads: 2,
+            cancel: CancelToken::new(),
+            deadline: None,
+            max_result_rows: 100_000_000,
+            max_result_bytes: 4 << 30,
+            max_join_rows: 50_000_000,
+            agg_limits: AggLimits::default(),
+            progress: None,
+        }
+    }
+}
+
+/// What an execution did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExecStats {
+    /// Chunks whose work completed.
+    pub chunks: u64,
+    /// Chunks the plan selected.
+    pub chunks_total: u64,
+    /// Bytes read from chunk files.
+    pub bytes_read: u64,
+    /// Row groups delivered.
+    pub row_groups: u64,
+    /// Result rows.
+    pub rows: u64,
+}
+
+fn bytes_of(column: &ColumnData) -> u64 {
+    crate::table::column_raw_bytes(column)
+}
+
+/// The columns of the output expressions for `rows` rows of `batch`
+/// (`selection`: the rows, else all), cast to their declared types.
+fn project(exprs: &[Expr], batch: &Batch<'_>) -> Result<Vec<ColumnData>> {
+    exprs
+        .iter()
+        .map(|expr| {
+            let t = expr.data_type();
+            let column = eval(expr, batch)?.into_column(t, batch.rows);
+            let declared = if t == DataType::Null {
+                DataType::I64
+            } else {
+                t
+            };
+            if DataType::of_column(column.column_type()) != declared {
+                Ok(cast_column(&column, declared)?)
+            } else {
+                Ok(column)
+            }
+        })
+        .collect()
+}
+
+/// The rows of `columns` at `selection`, for the slots in `needed`.
+fn compact(
+    columns: &[Option<ColumnData>],
+    needed: &[usize],
+    selection: &[u32],
+) -> Result<Vec<Option<ColumnData>>> {
+    let mut out: Vec<Option<ColumnData>> = vec![None; columns.len()];
+    for &slot in needed {
+        if let Some(Some(column)) = columns.get(slot) {
+            out[slot] =
+                Some(take(column, selection).map_err(|e| QueryError::internal(e.to_string()))?);
+        }
+    }
+    Ok(out)
+}
+
+/// Whether block statistics prove that no row of the block satisfies `p`.
+fn stats_exclude(p: &StatPredicate, min_max: Option<&MinMax>, null_count: u32, rows: u32) -> bool {
+    let Some(min_max) = min_max else {
+        // No non-null, non-NaN value: a comparison is never true (NaN compares false).
+        return null_count == rows || rows == 0;
+    };
+    let check = |ordering_min: std::cmp::Ordering, ordering_max: std::cmp::Ordering| {
+        // ordering_min = value.cmp(min), ordering_max = value.cmp(max)
+        use std::cmp::Ordering::*;
+        match p.op {
+            BinaryOp::Eq => ordering_min == Less || ordering_max == Greater,
+            BinaryOp::Lt => ordering_min != Greater, // every v >= min >= value
+            BinaryOp::LtEq => ordering_min == Less,
+            BinaryOp::Gt => ordering_max != Less,
+            BinaryOp::GtEq => ordering_max == Greater,
+            _ => false,
+        }
+    };
+    match (min_max, &p.value) {
+        (MinMax::Int { min, max }, Scalar::Int(v)) => check(v.cmp(min), v.cmp(max)),
+        (MinMax::Int { min, max }, value) => match value.to_f64() {
+            Some(v) if !v.is_nan() => {
+                let (lo, hi) = (*min as f64, *max as f64);
+                // Integers converted to doubles may round: only prune with margin.
+                let cmp = |a: f64, b: f64| a.partial_cmp(&b).unwrap_or(std::cmp::Ordering::Equal);
+                let exact = min.unsigned_abs() < (1 << 53) && max.unsigned_abs() < (1 << 53);
+                exact && check(cmp(v, lo), cmp(v, hi))
+            }
+            _ => false,
+        },
+        (MinMax::Float { min, max }, value) => match value.to_f64() {
+            Some(v) if !v.is_nan() && !value.data_type().is_string() => {
+                let cmp = |a: f64, b: f64| a.partial_cmp(&b).unwrap_or(std::cmp::Ordering::Equal);
+                check(cmp(v, *min), cmp(v, *max))
+            }
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// What a task computes for its chunk.
+enum ChunkOut {
+    Rows(Vec<ColumnData>),
+    Agg(Box<Aggregator>),
+    Count(u64),
+}
+
+/// How per-chunk work is organised.
+enum Shape {
+    /// One partitioned table, streamed row group by row group.
+    Single {
+        /// The body's expressions localized to the table.
+        exprs: Vec<Expr>,
+        /// The aggregation, localized.
+        agg: Option<Box<Aggregator>>,
+        /// Slots the projection needs (to compact filtered row groups).
+        needed: Vec<usize>,
+        /// `SELECT COUNT(*)` without conditions: counted from footers.
+        count_only: bool,
+    },
+    /// Several tables (or one joined with whole tables): buffered and joined.
+    Join,
+}
+
+/// Everything the tasks of one query share.
+struct Program {
+    plan: SelectPlan,
+    shape: Shape,
+    /// Scan table index → scope table index.
+    scan_tables: Vec<usize>,
+    /// Rows of the tables stored whole, by scope index.
+    whole: Vec<Option<Arc<TableRows>>>,
+    /// Top-k kept per chunk (ORDER BY … LIMIT without aggregation).
+    chunk_top: Option<usize>,
+    options: ExecOptions,
+}
+
+impl Program {
+    fn template_agg(&self) -> Option<Aggregator> {
+        match &self.plan.body {
+            Body::Aggregate { keys, aggs, .. } => Some(Aggregator::new(
+                keys.clone(),
+                aggs.clone(),
+                self.options.agg_limits,
+            )),
+            Body::Project { .. } => None,
+        }
+    }
+
+    fn empty_out(&self) -> ChunkOut {
+        match &self.shape {
+            Shape::Single {
+                count_only: true, ..
+            } => ChunkOut::Count(0),
+            Shape::Single { agg: Some(agg), .. } => ChunkOut::Agg(Box::new(agg.empty_like())),
+            _ => match self.template_agg() {
+                Some(agg) => ChunkOut::Agg(Box::new(agg)),
+                None => ChunkOut::Rows(
+                    self.plan
+                        .body
+                        .exprs()
+                        .iter()
+                        .map(|e| ColumnData::empty(e.data_type().column_type()))
+                        .collect(),
+                ),
+            },
+        }
+    }
+
+    /// The read plan of table `scope_table` for one chunk file.
+    fn read_plan(&self, scope_table: usize, meta: &ChunkMeta, count: &mut u64) -> Result<ReadPlan> {
+        let table_plan = &self.plan.tables[scope_table];
+        let footer = &meta.footer;
+        let allowed: Option<&BTreeSet<i32>> = match &table_plan.sub_chunks {
+            None => None,
+            Some(map) => match map.get(&meta.chunk_id) {
+                Some(set) => Some(set),
+                None => return Ok(ReadPlan::empty()),
+            },
+        };
+        let set = if table_plan.read_overlap {
+            RowGroupSet::All
+        } else {
+            RowGroupSet::Own
+        };
+        let mut row_groups = Vec::new();
+        'groups: for index in footer.row_group_indices(set) {
+            let group = footer.row_groups()[index];
+            if let Some(allowed) = allowed
+                && !allowed.contains(&(group.sub_chunk_id as i32))
+            {
+                continue;
+            }
+            for p in &table_plan.stats {
+                let block = footer
+                    .block(index, p.column)
+                    .map_err(|e| QueryError::new(ErrorKind::Corrupt, e.to_string()))?;
+                if stats_exclude(
+                    p,
+                    block.meta.stats.min_max.as_ref(),
+                    block.meta.null_count,
+                    block.meta.row_count,
+                ) {
+                    continue 'groups;
+                }
+            }
+            row_groups.push(index);
+        }
+        if let Shape::Single {
+            count_only: true, ..
+        } = self.shape
+        {
+            *count += row_groups
+                .iter()
+                .map(|&i| u64::from(footer.row_groups()[i].row_count))
+                .sum::<u64>();
+            return Ok(ReadPlan::empty());
+        }
+        let columns = table_plan.read.clone();
+        if columns.is_empty() {
+            // Nothing to read but rows matter (COUNT(*) with pseudo-column
+            // conditions, SELECT 1 FROM t): read the smallest column.
+            let smallest = (0..footer.schema().columns.len())
+                .min_by_key(|&c| footer.column_extent(c).map_or(u64::MAX, |e| e.len))
+                .unwrap_or(0);
+            return Ok(ReadPlan {
+                columns: vec![smallest],
+                row_groups,
+            });
+        }
+        Ok(ReadPlan {
+            columns,
+            row_groups,
+        })
+    }
+}
+
+/// The per-chunk state.
+struct Task {
+    program: Arc<Program>,
+    chunk_id: i32,
+    out: Option<ChunkOut>,
+    /// Join mode: the filtered rows of each scan table.
+    buffers: Vec<TableRows>,
+    error: Option<QueryError>,
+}
+
+impl Task {
+    fn fail(&mut self, err: QueryError) -> StorageError {
+        self.error = Some(err.clone());
+        StorageError::Task(Box::new(err))
+    }
+
+    fn filter_rows(
+        program: &Program,
+        scope_table: usize,
+        batch: &Batch<'_>,
+    ) -> Result<Option<Vec<u32>>> {
+        match &program.plan.tables[scope_table].filter {
+            None => Ok(None),
+            Some(filter) => Ok(Some(selection_of(&eval_filter(filter, batch)?))),
+        }
+    }
+
+    fn on_row_group(&mut self, table: usize, batch: &RowGroupBatch<'_>) -> Result<()> {
+        let program = Arc::clone(&self.program);
+        let scope_table = program.scan_tables[table];
+        let rows = batch.row_count();
+        let kernel_batch = Batch {
+            columns: batch.columns,
+            rows,
+            chunk_id: self.chunk_id,
+            sub_chunk_id: batch.meta.sub_chunk_id as i32,
+        };
+        // COUNT(*) only: count the filter's bits, no selection vector.
+        if let Some(ChunkOut::Agg(agg)) = self.out.as_mut()
+            && matches!(program.shape, Shape::Single { .. })
+            && agg.counts_only()
+        {
+            let counted = match &program.plan.tables[scope_table].filter {
+                None => rows as u64,
+                Some(filter) => eval_filter(filter, &kernel_batch)?.count_ones() as u64,
+            };
+            agg.add_counted_rows(counted)?;
+            return Ok(());
+        }
+        let selection = Task::filter_rows(&program, scope_table, &kernel_batch)?;
+        if selection.as_ref().is_some_and(Vec::is_empty) {
+            return Ok(());
+        }
+        match &program.shape {
+            Shape::Single { exprs, needed, .. } => match self.out.as_mut() {
+                Some(ChunkOut::Agg(agg)) => agg.update(&kernel_batch, selection.as_deref())?,
+                Some(ChunkOut::Rows(columns)) => {
+                    let compacted;
+                    let mut input = match &selection {
+                        Some(sel) if sel.len() < rows => {
+                            compacted = compact(batch.columns, needed, sel)?;
+                            Batch {
+                                columns: &compacted,
+                                rows: sel.len(),
+                                ..kernel_batch
+                            }
+                        }
+                        _ => kernel_batch,
+                    };
+                    // ORDER BY … LIMIT k: only this row group's best k go on.
+                    let best;
+                    if let Some(k) = program.chunk_top
+                        && input.rows > k
+                    {
+                        let order_exprs: Vec<Expr> = program
+                            .plan
+                            .order
+                            .iter()
+                            .map(|&(index, _)| exprs[index].clone())
+                            .collect();
+                        let key_columns = project(&order_exprs, &input)?;
+                        let keys = key_columns
+                            .iter()
+                            .zip(&program.plan.order)
+                            .map(|(column, &(_, descending))| SortKey::new(column, descending))
+                            .collect::<Result<Vec<_>, _>>()?;
+                        let top = sorted_indices(&keys, input.rows, Some(k));
+                        best = compact(input.columns, needed, &top)?;
+                        input = Batch {
+                            columns: &best,
+                            rows: top.len(),
+                            ..input
+                        };
+                    }
+                    let projected = project(exprs, &input)?;
+                    for (column, new) in columns.iter_mut().zip(&projected) {
+                        append_rows(column, new, None)?;
+                    }
+                    if let Some(k) = program.chunk_top
+                        && columns.first().map_or(0, ColumnData::len) > k.max(1024) * 4
+                    {
+                        *columns = top_rows(std::mem::take(columns), &program.plan.order, k)?;
+                    }
+                }
+                _ => {}
+            },
+            Shape::Join => {
+                let keep = &program.plan.tables[scope_table].keep;
+                let buffer = &mut self.buffers[table];
+                let columns_len = program.plan.scope.tables[scope_table].columns.len();
+                if buffer.columns.is_empty() {
+                    buffer.columns =
+                        vec![None; program.plan.scope.tables[scope_table].slot_count()];
+                }
+                let selected = selection.as_ref().map_or(rows, Vec::len);
+                for &c in keep {
+                    let piece = if c < columns_len {
+                        let column = kernel_batch.column(c)?;
+                        match &selection {
+                            Some(sel) => take(column, sel)
+                                .map_err(|e| QueryError::internal(e.to_string()))?,
+                            None => column.clone(),
+                        }
+                    } else {
+                        let value = if c == columns_len {
+                            self.chunk_id
+                        } else {
+                            batch.meta.sub_chunk_id as i32
+                        };
+                        repeat_scalar(&Scalar::Int(i64::from(value)), DataType::I64, selected)
+                    };
+                    match &mut buffer.columns[c] {
+                        Some(existing) => append_rows(existing, &piece, None)?,
+                        slot @ None => *slot = Some(piece),
+                    }
+                }
+                buffer.rows += selected;
+            }
+        }
+        Ok(())
+    }
+
+    /// Join mode: joins the chunk's tables and computes the body.
+    fn finish_join(&mut self) -> Result<()> {
+        let program = Arc::clone(&self.program);
+        let plan = &program.plan;
+        let empty = TableRows::default();
+        let mut inputs: Vec<&TableRows> = Vec::with_capacity(plan.scope.tables.len());
+        for t in 0..plan.scope.tables.len() {
+            let rows = match program.scan_tables.iter().position(|&s| s == t) {
+                Some(i) => &self.buffers[i],
+                None => program.whole[t].as_deref().unwrap_or(&empty),
+            };
+            inputs.push(rows);
+        }
+        let joined = join(&inputs, &plan.joins, program.options.max_join_rows)?;
+        if joined.rows == 0 {
+            return Ok(());
+        }
+        let mut columns: Vec<Option<ColumnData>> = vec![None; plan.scope.slot_count()];
+        for (t, table) in plan.scope.tables.iter().enumerate() {
+            for &c in &plan.tables[t].keep {
+                if let Some(Some(column)) = inputs[t].columns.get(c) {
+                    columns[table.slot_offset + c] = Some(
+                        take(column, &joined.indices[t])
+                            .map_err(|e| QueryError::internal(e.to_string()))?,
+                    );
+                }
+            }
+        }
+        let batch = Batch {
+            columns: &columns,
+            rows: joined.rows,
+            chunk_id: self.chunk_id,
+            sub_chunk_id: 0,
+        };
+        let selection = match &plan.residual {
+            Some(residual) => Some(selection_of(&eval_filter(residual, &batch)?)),
+            None => None,
+        };
+        if selection.as_ref().is_some_and(Vec::is_empty) {
+            return Ok(());
+        }
+        match self.out.as_mut() {
+            Some(ChunkOut::Agg(agg)) => agg.update(&batch, selection.as_deref())?,
+            Some(ChunkOut::Rows(out)) => {
+                let compacted;
+                let input = match &selection {
+                    Some(sel) if sel.len() < joined.rows => {
+                        let all: Vec<usize> = (0..columns.len()).collect();
+                        compacted = compact(&columns, &all, sel)?;
+                        Batch {
+                            columns: &compacted,
+                            rows: sel.len(),
+                            ..batch
+                        }
+                    }
+                    _ => batch,
+                };
+                let projected = project(plan.body.exprs(), &input)?;
+                for (column, new) in out.iter_mut().zip(&projected) {
+                    append_rows(column, new, None)?;
+                }
+                if let Some(k) = program.chunk_top {
+                    *out = top_rows(std::mem::take(out), &plan.order, k)?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+impl ChunkTask for Task {
+    fn plan(&mut self, table: usize, meta: &ChunkMeta) -> crate::storage::Result<ReadPlan> {
+        let scope_table = self.program.scan_tables[table];
+        let mut count = 0;
+        let plan = self.program.read_plan(scope_table, meta, &mut count);
+        if let Some(ChunkOut::Count(total)) = self.out.as_mut() {
+            *total += count;
+        }
+        plan.map_err(|e| self.fail(e))
+    }
+
+    fn row_group(&mut self, table: usize, batch: &RowGroupBatch<'_>) -> crate::storage::Result<()> {
+        self.on_row_group(table, batch).map_err(|e| self.fail(e))
+    }
+}
+
+/// The first `k` rows of `columns` in `order`.
+fn top_rows(
+    columns: Vec<ColumnData>,
+    order: &[(usize, bool)],
+    k: usize,
+) -> Result<Vec<ColumnData>> {
+    let rows = columns.first().map_or(0, ColumnData::len);
+    if rows <= k {
+        return Ok(columns);
+    }
+    let keys = order
+        .iter()
+        .map(|&(index, descending)| SortKey::new(&columns[index], descending))
+        .collect::<Result<Vec<_>, _>>()?;
+    let indices = sorted_indices(&keys, rows, Some(k));
+    columns
+        .iter()
+        .map(|c| take(c, &indices).map_err(|e| QueryError::internal(e.to_string())))
+        .collect()
+}
+
+/// The merge side of an execution.
+struct Merge<'s> {
+    sink: &'s mut (dyn ResultSink + Send),
+    /// Rows collected for the final sort, or aggregation state.
+    collected: Option<Vec<ColumnData>>,
+    agg: Option<Aggregator>,
+    count: u64,
+    /// Streaming: rows still to skip (OFFSET) and to send (LIMIT).
+    skip: u64,
+    remaining: u64,
+    bytes_held: u64,
+    rows_out: u64,
+}
+
+/// The query as the scan layer sees it.
+struct Query<'s> {
+    program: Arc<Program>,
+    handles: Vec<TableHandle>,
+    chunks: Vec<i32>,
+    merge: Mutex<Merge<'s>>,
+    streaming: bool,
+    /// Set when LIMIT is satisfied: the scan is stopped on purpose.
+    satisfied: CancelToken,
+    done: AtomicU64,
+}
+
+impl Query<'_> {
+    fn merge_out(&self, out: ChunkOut) -> Result<()> {
+        let mut merge = match self.merge.lock() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let options = &self.program.options;
+        match out {
+            ChunkOut::Count(n) => merge.count += n,
+            ChunkOut::Agg(partial) => match merge.agg.as_mut() {
+                Some(agg) => agg.merge(*partial)?,
+                None => merge.agg = Some(*partial),
+            },
+            ChunkOut::Rows(columns) => {
+                let rows = columns.first().map_or(0, ColumnData::len) as u64;
+                if rows == 0 {
+                    return Ok(());
+                }
+                if self.streaming {
+                    let skip = merge.skip.min(rows);
+                    merge.skip -= skip;
+                    let send = (rows - skip).min(merge.remaining);
+                    if send > 0 {
+                        let indices: Vec<u32> = (skip as u32..(skip + send) as u32).collect();
+                        let part = if skip == 0 && send == rows {
+                            columns
+                        } else {
+                            columns
+                                .iter()
+                                .map(|c| {
+                                    take(c, &indices)
+                                        .map_err(|e| QueryError::internal(e.to_string()))
+                                })
+                                .collect::<Result<Vec<_>>>()?
+                        };
+                        merge.remaining -= send;
+                        merge.rows_out += send;
+                        if merge.rows_out > options.max_result_rows {
+                            return Err(QueryError::limit(format!(
+                                "the result has more than {} rows (the result row limit)",
+                                options.max_result_rows
+                            )));
+                        }
+                        let visible = self.program.plan.columns.len();
+                        merge.sink.batch(part.into_iter().take(visible).collect())?;
+                    }
+                    if merge.remaining == 0 {
+                        self.satisfied.cancel();
+                    }
+                } else {
+                    merge.bytes_held += columns.iter().map(bytes_of).sum::<u64>();
+                    if merge.bytes_held > options.max_result_bytes {
+                        return Err(QueryError::limit(format!(
+                            "the result and sort buffers exceed {} bytes (the result memory limit)",
+                            options.max_result_bytes
+                        )));
+                    }
+                    match merge.collected.as_mut() {
+                        Some(existing) => {
+                            for (column, new) in existing.iter_mut().zip(&columns) {
+                                append_rows(column, new, None)?;
+                            }
+                        }
+                        None => merge.collected = Some(columns),
+                    }
+                    if let (Some(k), Some(existing)) =
+                        (self.program.chunk_top, merge.collected.as_mut())
+                        && existing.first().map_or(0, ColumnData::len) > k.max(4096) * 2
+                    {
+                        *existing =
+                            top_rows(std::mem::take(existing), &self.program.plan.order, k)?;
+                        merge.bytes_held = existing.iter().map(bytes_of).sum();
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ScanQuery for Query<'_> {
+    fn tables(&self) -> &[TableHandle] {
+        &self.handles
+    }
+
+    fn chunks(&self) -> &[i32] {
+        &self.chunks
+    }
+
+    fn new_task(&self, chunk_id: i32) -> crate::storage::Result<Box<dyn ChunkTask>> {
+        Ok(Box::new(Task {
+            program: Arc::clone(&self.program),
+            chunk_id,
+            out: Some(self.program.empty_out()),
+            buffers: vec![TableRows::default(); self.handles.len()],
+            error: None,
+        }))
+    }
+
+    fn finish_task(&self, chunk_id: i32, task: Box<dyn ChunkTask>) -> crate::storage::Result<()> {
+        let any: Box<dyn std::any::Any> = task;
+        let mut task = any
+            .downcast::<Task>()
+            .map_err(|_| StorageError::task("a task of another query was handed back"))?;
+        let outcome = (|| -> Result<()> {
+            if let Some(err) = task.error.take() {
+                return Err(err);
+            }
+            if matches!(self.program.shape, Shape::Join) {
+                task.finish_join()?;
+            }
+            if let Some(out) = task.out.take() {
+                self.merge_out(out)?;
+            }
+            Ok(())
+        })();
+        outcome.map_err(|e| StorageError::Task(Box::new(e)))?;
+        let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Some(progress) = &self.program.options.progress {
+            progress(Progress {
+                chunks_done: done,
+                chunks_total: self.chunks.len() as u64,
+                last_chunk: chunk_id,
+            });
+        }
+        Ok(())
+    }
+
+    fn memory_bytes(&self) -> u64 {
+        match self.merge.lock() {
+            Ok(m) => m.bytes_held,
+            Err(poisoned) => poisoned.into_inner().bytes_held,
+        }
+    }
+}
+
+/// A minimal query reading every row of one table stored whole.
+struct WholeQuery {
+    handles: Vec<TableHandle>,
+    chunks: Vec<i32>,
+    plan: TablePlan,
+    slot_count: usize,
+    columns_len: usize,
+    rows: Mutex<Option<TableRows>>,
+}
+
+struct WholeTask {
+    plan: TablePlan,
+    slot_count: usize,
+    columns_len: usize,
+    rows: TableRows,
+}
+
+impl ChunkTask for WholeTask {
+    fn plan(&mut self, _table: usize, meta: &ChunkMeta) -> crate::storage::Result<ReadPlan> {
+        let mut columns = self.plan.read.clone();
+        if columns.is_empty() && !meta.footer.schema().columns.is_empty() {
+            columns.push(0);
+        }
+        Ok(ReadPlan::own(&meta.footer, columns))
+    }
+
+    fn row_group(
+        &mut self,
+        _table: usize,
+        batch: &RowGroupBatch<'_>,
+    ) -> crate::storage::Result<()> {
+        let outcome = (|| -> Result<()> {
+            let kernel_batch = Batch::new(batch.columns, batch.row_count());
+            let selection = match &self.plan.filter {
+                Some(f) => Some(selection_of(&eval_filter(f, &kernel_batch)?)),
+                None => None,
+            };
+            if self.rows.columns.is_empty() {
+                self.rows.columns = vec![None; self.slot_count];
+            }
+            let selected = selection.as_ref().map_or(kernel_batch.rows, Vec::len);
+            for &c in &self.plan.keep {
+                if c >= self.columns_len {
+                    continue;
+                }
+                let column = kernel_batch.column(c)?;
+                let piece = match &selection {
+                    Some(sel) => {
+                        take(column, sel).map_err(|e| QueryError::internal(e.to_string()))?
+                    }
+                    None => column.clone(),
+                };
+                match &mut self.rows.columns[c] {
+                    Some(existing) => append_rows(existing, &piece, None)?,
+                    slot @ None => *slot = Some(piece),
+                }
+            }
+            self.rows.rows += selected;
+            Ok(())
+        })();
+        outcome.map_err(|e| StorageError::Task(Box::new(e)))
+    }
+}
+
+impl ScanQuery for WholeQuery {
+    fn tables(&self) -> &[TableHandle] {
+        &self.handles
+    }
+
+    fn chunks(&self) -> &[i32] {
+        &self.chunks
+    }
+
+    fn new_task(&self, _chunk_id: i32) -> crate::storage::Result<Box<dyn ChunkTask>> {
+        Ok(Box::new(WholeTask {
+            plan: self.plan.clone(),
+            slot_count: self.slot_count,
+            columns_len: self.columns_len,
+            rows: TableRows::default(),
+        }))
+    }
+
+    fn finish_task(&self, _chunk_id: i32, task: Box<dyn ChunkTask>) -> crate::storage::Result<()> {
+        let any: Box<dyn std::any::Any> = task;
+        let task = any
+            .downcast::<WholeTask>()
+            .map_err(|_| StorageError::task("a task of another query was handed back"))?;
+        match self.rows.lock() {
+            Ok(mut guard) => *guard = Some(task.rows),
+            Err(poisoned) => *poisoned.into_inner() = Some(task.rows),
+        }
+        Ok(())
+    }
+}
+
+/// Reads a table stored whole (replicated or a subquery result), filtered.
+fn load_whole(
+    storage: &Storage,
+    plan: &SelectPlan,
+    t: usize,
+    options: &ExecOptions,
+) -> Result<TableRows> {
+    let table = &plan.scope.tables[t];
+    let table_plan = &plan.tables[t];
+    match &table.source {
+        Source::Derived(materialized) => {
+            let columns: Vec<Option<ColumnData>> =
+                materialized.data.iter().cloned().map(Some).collect();
+            let rows = materialized.rows();
+            let batch = Batch::new(&columns, rows);
+            let selection = match &table_plan.filter {
+                Some(f) => Some(selection_of(&eval_filter(f, &batch)?)),
+                None => None,
+            };
+            let mut out = vec![None; table.slot_count()];
+            for &c in &table_plan.keep {
+                if let Some(Some(column)) = columns.get(c) {
+                    out[c] = Some(match &selection {
+                        Some(sel) => {
+                            take(column, sel).map_err(|e| QueryError::internal(e.to_string()))?
+                        }
+                        None => column.clone(),
+                    });
+                }
+            }
+            Ok(TableRows {
+                columns: out,
+                rows: selection.as_ref().map_or(rows, Vec::len),
+            })
+        }
+        Source::Catalog(handle) => {
+            let query = WholeQuery {
+                handles: vec![handle.clone()],
+                chunks: vec![REPLICATED_CHUNK_ID],
+                plan: table_plan.clone(),
+                slot_count: table.slot_count(),
+                columns_len: table.columns.len(),
+                rows: Mutex::new(None),
+            };
+            let plain = PlainOptions {
+                threads: 1,
+                cancel: options.cancel.clone(),
+                deadline: options.deadline,
+                max_memory_bytes: None,
+            };
+            run_plain(storage, &query, &plain)?;
+            let rows = match query.rows.into_inner() {
+                Ok(rows) => rows,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            Ok(rows.unwrap_or_else(|| TableRows {
+                columns: vec![None; table.slot_count()],
+                rows: 0,
+            }))
+        }
+    }
+}
+
+/// Runs `plan`, sending its rows to `sink`.
+pub fn execute_select(
+    storage: &Storage,
+    plan: SelectPlan,
+    options: &ExecOptions,
+    sink: &mut (dyn ResultSink + Send),
+) -> Result<ExecStats> {
+    sink.begin(&plan.columns)?;
+    let partitioned = plan.partitioned();
+    // Tables stored whole, read once.
+    let mut whole: Vec<Option<Arc<TableRows>>> = vec![None; plan.scope.tables.len()];
+    if !plan.empty {
+        for (t, table) in plan.scope.tables.iter().enumerate() {
+            if table.placement == Placement::Whole {
+                whole[t] = Some(Arc::new(load_whole(storage, &plan, t, options)?));
+            }
+        }
+    }
+    let aggregating = matches!(plan.body, Body::Aggregate { .. });
+    let chunk_top = match (&plan.body, plan.limit) {
+        (Body::Project { .. }, Some(limit)) if !plan.order.is_empty() => {
+            Some(usize::try_from(limit.saturating_add(plan.offset)).unwrap_or(usize::MAX))
+        }
+        _ => None,
+    };
+    let streaming = !aggregating && plan.order.is_empty();
+    let shape = if partitioned.len() == 1 && plan.scope.tables.len() == 1 {
+        let table = partitioned[0];
+        let localize_all = |exprs: &[Expr]| -> Result<Vec<Expr>> {
+            exprs
+                .iter()
+                .map(|e| localize(&plan.scope, table, e))
+                .collect()
+        };
+        let (exprs, agg) = match &plan.body {
+            Body::Project { exprs } => (localize_all(exprs)?, None),
+            Body::Aggregate { keys, aggs, .. } => {
+                let keys = localize_all(keys)?;
+                let aggs = aggs
+                    .iter()
+                    .map(|a| {
+                        let mut a = a.clone();
+                        a.args = localize_all(&a.args)?;
+                        Ok(a)
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                (
+                    Vec::new(),
+                    Some(Box::new(Aggregator::new(keys, aggs, options.agg_limits))),
+                )
+            }
+        };
+        let count_only = match &plan.body {
+            Body::Aggregate { keys, aggs, .. } => {
+                keys.is_empty()
+                    && !aggs.is_empty()
+                    && aggs
+                        .iter()
+                        .all(|a| a.func == AggFunc::Count && a.args.is_empty() && !a.distinct)
+                    && plan.tables[table].filter.is_none()
+            }
+            Body::Project { .. } => false,
+        };
+        let mut needed: BTreeSet<usize> = BTreeSet::new();
+        for e in &exprs {
+            needed.extend(e.slots());
+        }
+        Shape::Single {
+            exprs,
+            agg,
+            needed: needed.into_iter().collect(),
+            count_only,
+        }
+    } else {
+        Shape::Join
+    };
+
+    let mut stats = ExecStats::default();
+    let mut merge = Merge {
+        sink,
+        collected: None,
+        agg: None,
+        count: 0,
+        skip: plan.offset,
+        remaining: plan.limit.unwrap_or(u64::MAX),
+        bytes_held: 0,
+        rows_out: 0,
+    };
+    let scan_tables: Vec<usize> =
+        if matches!(shape, Shape::Single { .. }) || !partitioned.is_empty() {
+            partitioned.clone()
+        } else {
+            Vec::new()
+        };
+    let program = Arc::new(Program {
+        plan,
+        shape,
+        scan_tables: scan_tables.clone(),
+        whole,
+        chunk_top,
+        options: options.clone(),
+    });
+
+    if program.plan.empty || (streaming && program.plan.limit == Some(0)) {
+        // No input rows.
+    } else if scan_tables.is_empty() {
+        // Only tables stored whole (or no table): one "chunk" in this thread.
+        let mut task = Task {
+            program: Arc::clone(&program),
+            chunk_id: 0,
+            out: Some(program.empty_out()),
+            buffers: Vec::new(),
+            error: None,
+        };
+        if program.plan.scope.tables.is_empty() {
+            // SELECT without FROM: one row of nothing.
+            let columns: Vec<Option<ColumnData>> = Vec::new();
+            let batch = Batch::new(&columns, 1);
+            match task.out.as_mut() {
+                Some(ChunkOut::Agg(agg)) => agg.update(&batch, None)?,
+                Some(ChunkOut::Rows(out)) => {
+                    for (column, new) in out
+                        .iter_mut()
+                        .zip(project(program.plan.body.exprs(), &batch)?)
+                    {
+                        append_rows(column, &new, None)?;
+                    }
+                }
+                _ => {}
+            }
+        } else {
+            task.finish_join()?;
+        }
+        let query = Query {
+            program: Arc::clone(&program),
+            handles: Vec::new(),
+            chunks: Vec::new(),
+            merge: Mutex::new(merge),
+            streaming,
+            satisfied: CancelToken::new(),
+            done: AtomicU64::new(0),
+        };
+        if let Some(out) = task.out.take() {
+            query.merge_out(out)?;
+        }
+        merge = query.merge.into_inner().unwrap_or_else(|p| p.into_inner());
+    } else {
+        let handles: Vec<TableHandle> = scan_tables
+            .iter()
+            .map(|&t| match &program.plan.scope.tables[t].source {
+                Source::Catalog(handle) => Ok(handle.clone()),
+                Source::Derived(_) => {
+                    Err(QueryError::internal("a derived table is not partitioned"))
+                }
+            })
+            .collect::<Result<_>>()?;
+        let chunks: Vec<i32> = match &program.plan.chunks {
+            Some(chunks) => chunks.clone(),
+            None => {
+                let mut all: BTreeSet<i32> = BTreeSet::new();
+                for handle in &handles {
+                    all.extend(handle.entry().chunks.iter().map(|c| c.chunk_id));
+                }
+                all.into_iter().collect()
+            }
+        };
+        stats.chunks_total = chunks.len() as u64;
+        let satisfied = CancelToken::new();
+        let query = Query {
+            program: Arc::clone(&program),
+            handles,
+            chunks,
+            merge: Mutex::new(merge),
+            streaming,
+            satisfied: satisfied.clone(),
+            done: AtomicU64::new(0),
+        };
+        let plain = PlainOptions {
+            threads: options.threads,
+            cancel: options.cancel.joined(&satisfied),
+            deadline: options.deadline,
+            max_memory_bytes: None,
+        };
+        match run_plain(storage, &query, &plain) {
+            Ok(report) => {
+                stats.bytes_read = report.read.cached_bytes + report.read.direct_bytes;
+                stats.row_groups = report.row_groups;
+            }
+            Err(err)
+                if err.is_cancelled()
+                    && satisfied.is_cancelled()
+                    && !options.cancel.is_cancelled() => {}
+            Err(err) => return Err(err.into()),
+        }
+        stats.chunks = query.done.load(Ordering::Relaxed);
+        merge = query.merge.into_inner().unwrap_or_else(|p| p.into_inner());
+    }
+
+    finalize(&program, merge, &mut stats)?;
+    Ok(stats)
+}
+
+/// After the scan: aggregation result, HAVING, ORDER BY, OFFSET, LIMIT.
+fn finalize(program: &Program, mut merge: Merge<'_>, stats: &mut ExecStats) -> Result<()> {
+    let plan = &program.plan;
+    let visible = plan.columns.len();
+    let mut rows_columns: Vec<ColumnData> = match &plan.body {
+        Body::Project { exprs } => {
+            if merge.collected.is_none() {
+                // Streaming delivered everything already (or nothing was collected).
+                if plan.order.is_empty() {
+                    stats.rows = merge.rows_out;
+                    return Ok(());
+                }
+                exprs
+                    .iter()
+                    .map(|e| ColumnData::empty(e.data_type().column_type()))
+                    .collect()
+            } else {
+                merge.collected.take().unwrap_or_default()
+            }
+        }
+        Body::Aggregate { having, exprs, .. } => {
+            let agg = match (merge.agg.take(), &program.shape) {
+                (Some(agg), _) => agg,
+                (
+                    None,
+                    Shape::Single {
+                        count_only: true, ..
+                    },
+                ) => {
+                    // Counted from footers: every aggregate is COUNT(*).
+                    let count = i64::try_from(merge.count).unwrap_or(i64::MAX);
+                    let template = program
+                        .template_agg()
+                        .ok_or_else(|| QueryError::internal("count without aggregation"))?;
+                    return finish_aggregate(
+                        program,
+                        template,
+                        Some(count),
+                        having.as_ref(),
+                        exprs,
+                        &mut merge,
+                        stats,
+                    );
+                }
+                (None, _) => program
+                    .template_agg()
+                    .ok_or_else(|| QueryError::internal("aggregation without state"))?,
+            };
+            return finish_aggregate(
+                program,
+                agg,
+                None,
+                having.as_ref(),
+                exprs,
+                &mut merge,
+                stats,
+            );
+        }
+    };
+    sort_and_send(
+        plan,
+        &mut rows_columns,
+        visible,
+        program.options.max_result_rows,
+        &mut merge,
+        stats,
+    )
+}
+
+fn finish_aggregate(
+    program: &Program,
+    agg: Aggregator,
+    counted: Option<i64>,
+    having: Option<&Expr>,
+    exprs: &[Expr],
+    merge: &mut Merge<'_>,
+    stats: &mut ExecStats,
+) -> Result<()> {
+    let plan = &program.plan;
+    let mut columns: Vec<Option<ColumnData>> = agg.finish()?.into_iter().map(Some).collect();
+    if let Some(count) = counted {
+        for column in columns.iter_mut() {
+            *column = Some(repeat_scalar(&Scalar::Int(count), DataType::I64, 1));
+        }
+    }
+    let rows = columns
+        .iter()
+        .flatten()
+        .map(ColumnData::len)
+        .next()
+        .unwrap_or(0);
+    let batch = Batch::new(&columns, rows);
+    let selection = match having {
+        Some(h) => Some(selection_of(&eval_filter(h, &batch)?)),
+        None => None,
+    };
+    let compacted;
+    let input = match &selection {
+        Some(sel) if sel.len() < rows => {
+            let all: Vec<usize> = (0..columns.len()).collect();
+            compacted = compact(&columns, &all, sel)?;
+            Batch::new(&compacted, sel.len())
+        }
+        _ => batch,
+    };
+    let mut out = project(exprs, &input)?;
+    sort_and_send(
+        plan,
+        &mut out,
+        plan.columns.len(),
+        program.options.max_result_rows,
+        merge,
+        stats,
+    )
+}
+
+fn sort_and_send(
+    plan: &SelectPlan,
+    columns: &mut Vec<ColumnData>,
+    visible: usize,
+    max_rows: u64,
+    merge: &mut Merge<'_>,
+    stats: &mut ExecStats,
+) -> Result<()> {
+    let rows = columns.first().map_or(0, ColumnData::len);
+    let offset = usize::try_from(plan.offset).unwrap_or(usize::MAX);
+    let limit = plan
+        .limit
+        .map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
+    let end = offset.saturating_add(limit).min(rows);
+    let indices: Vec<u32> = if plan.order.is_empty() {
+        (offset.min(end) as u32..end as u32).collect()
+    } else {
+        let keys = plan
+            .order
+            .iter()
+            .map(|&(index, descending)| SortKey::new(&columns[index], descending))
+            .collect::<Result<Vec<_>, _>>()?;
+        let sorted = sorted_indices(&keys, rows, (end < rows).then_some(end));
+        sorted
+            .get(offset.min(sorted.len())..end.min(sorted.len()))
+            .unwrap_or(&[])
+            .to_vec()
+    };
+    if indices.len() as u64 + merge.rows_out > max_rows {
+        return Err(QueryError::limit(format!(
+            "the result has more than {max_rows} rows (the result row limit)"
+        )));
+    }
+    for piece in indices.chunks(SINK_BATCH_ROWS) {
+        let part = columns
+            .iter()
+            .take(visible)
+            .map(|c| take(c, piece).map_err(|e| QueryError::internal(e.to_string())))
+            .collect::<Result<Vec<_>>>()?;
+        merge.sink.batch(part)?;
+    }
+    columns.clear();
+    stats.rows = merge.rows_out + indices.len() as u64;
+    Ok(())
+}

@@ -1,0 +1,179 @@
+//! The storage layer: reading chunk files for scans.
+//!
+//! * The interface to queries: [`TableHandle`], [`ReadPlan`], [`ChunkMeta`],
+//!   [`RowGroupBatch`], [`ChunkTask`], [`ScanQuery`] (module `task`).
+//! * I/O backends behind [`IoBackend`]: buffered `pread`
+//!   ([`PreadBackend`]), io_uring with `O_DIRECT` ([`UringBackend`]), and a
+//!   fault injector for tests ([`FaultBackend`]).
+//! * The memory manager ([`MemoryManager`]): read buffers within a budget,
+//!   pinned with `mlock`, reused.
+//! * A bounded footer cache ([`FooterCache`]).
+//! * [`Storage`]: all of the above for one process; the plain path and the
+//!   convoys of [`crate::scan`] read through it.
+//!
+//! `docs/scan-engine.md` describes the design and the measured figures.
+
+mod buffer;
+mod error;
+mod footer_cache;
+mod io;
+mod memory;
+mod read;
+mod table;
+mod task;
+mod uring;
+
+use std::sync::Arc;
+
+pub use buffer::{AlignedBuf, IO_ALIGN};
+pub use error::{Result, StorageError};
+pub use footer_cache::{FileIdentity, FooterCache, FooterCacheStatus, read_footer};
+pub use io::{
+    FaultBackend, FaultKind, FaultRule, IoBackend, IoFile, PreadBackend, ReadRequest, ReadStats,
+    align_range,
+};
+pub use memory::{
+    Buffer, MemoryConfig, MemoryManager, MemoryStatus, MlockPolicy, MlockState, PinMode,
+};
+pub use read::{ColumnWant, FileData, LoadedFile, RangeOptions, ReadRanges};
+pub use table::{ChunkLocation, TableHandle};
+pub use task::{ChunkMeta, ChunkTask, ReadPlan, RowGroupBatch, ScanQuery};
+pub use uring::{UringBackend, UringOptions};
+
+/// Which backend the convoys read with.
+#[derive(Debug, Clone)]
+pub enum BackendChoice {
+    /// io_uring with `O_DIRECT` if the kernel allows it, else `pread`.
+    Auto,
+    /// Buffered `pread`.
+    Pread,
+    /// A given backend (tests: a [`FaultBackend`]).
+    Custom(Arc<dyn IoBackend>),
+}
+
+/// Configuration of a [`Storage`].
+#[derive(Debug, Clone)]
+pub struct StorageConfig {
+    /// Read buffers: budget and pinning.
+    pub memory: MemoryConfig,
+    /// The convoys' backend.
+    pub backend: BackendChoice,
+    /// The plain (interactive) path's backend; `None`: buffered `pread`.
+    pub plain_backend: Option<Arc<dyn IoBackend>>,
+    /// Most footers cached.
+    pub footer_cache_entries: usize,
+    /// Most footer bytes cached.
+    pub footer_cache_bytes: u64,
+    /// How reads are coalesced and split.
+    pub ranges: RangeOptions,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            memory: MemoryConfig::default(),
+            backend: BackendChoice::Auto,
+            plain_backend: None,
+            footer_cache_entries: 16_384,
+            footer_cache_bytes: 512 << 20,
+            ranges: RangeOptions::default(),
+        }
+    }
+}
+
+/// Everything the scan paths share: backends, memory, footer cache.
+#[derive(Debug)]
+pub struct Storage {
+    /// Decoded footers.
+    pub footers: FooterCache,
+    /// Read buffers.
+    pub memory: Arc<MemoryManager>,
+    /// How reads are coalesced.
+    pub ranges: RangeOptions,
+    backend: Arc<dyn IoBackend>,
+    plain_backend: Arc<dyn IoBackend>,
+    backend_report: String,
+}
+
+impl Storage {
+    /// Builds the storage context; with [`BackendChoice::Auto`] probes for
+    /// io_uring and reports the outcome ([`Storage::backend_report`]).
+    pub fn new(config: StorageConfig) -> Arc<Storage> {
+        let (backend, backend_report): (Arc<dyn IoBackend>, String) = match config.backend {
+            BackendChoice::Auto => match UringBackend::new(UringOptions::default()) {
+                Ok(uring) => {
+                    let name = uring.name();
+                    (Arc::new(uring), format!("{name} (io_uring available)"))
+                }
+                Err(err) => (
+                    Arc::new(PreadBackend),
+                    format!("pread (io_uring unavailable: {err})"),
+                ),
+            },
+            BackendChoice::Pread => (Arc::new(PreadBackend), "pread (configured)".to_string()),
+            BackendChoice::Custom(backend) => {
+                let report = format!("{} (configured)", backend.name());
+                (backend, report)
+            }
+        };
+        let plain_backend = config
+            .plain_backend
+            .unwrap_or_else(|| Arc::new(PreadBackend));
+        Arc::new(Storage {
+            footers: FooterCache::new(config.footer_cache_entries, config.footer_cache_bytes),
+            memory: MemoryManager::new(config.memory),
+            ranges: config.ranges,
+            backend,
+            plain_backend,
+            backend_report,
+        })
+    }
+
+    /// The convoys' backend.
+    pub fn backend(&self) -> &Arc<dyn IoBackend> {
+        &self.backend
+    }
+
+    /// The plain path's backend.
+    pub fn plain_backend(&self) -> &Arc<dyn IoBackend> {
+        &self.plain_backend
+    }
+
+    /// Which backend was chosen and why (for logs and `skyscan info`).
+    pub fn backend_report(&self) -> &str {
+        &self.backend_report
+    }
+}
+
+/// One line on how scans will read on this machine, for `skyscan info` and
+/// logs: the backend `BackendChoice::Auto` picks (io_uring probed now) and
+/// the `mlock` limit.
+pub fn describe_environment() -> String {
+    let backend = match UringBackend::new(UringOptions::default()) {
+        Ok(uring) => uring.name(),
+        Err(err) => format!("pread (io_uring unavailable: {err})"),
+    };
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit) };
+    let memlock = if rc != 0 {
+        "unknown".to_string()
+    } else if limit.rlim_cur == libc::RLIM_INFINITY {
+        "unlimited".to_string()
+    } else {
+        format!("{} MiB", limit.rlim_cur >> 20)
+    };
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    format!(
+        "scan I/O: {backend}; mlock limit (RLIMIT_MEMLOCK): {memlock}{}",
+        if root {
+            " (root: CAP_IPC_LOCK lifts it)"
+        } else {
+            ""
+        }
+    )
+}
