@@ -59,12 +59,21 @@ struct Scan<'a> {
 /// See [`Scan::row_filter`].
 type RowFilter<'a> = dyn Fn(&Table, &mut Vec<u32>) + 'a;
 
-/// Key ranges (inclusive) of a region's sub-chunks, ascending, and the chunks
-/// the region wholly contains.
+/// A region's sub-chunks: key ranges (inclusive, ascending) each marked
+/// whether the region surely contains its sub-chunks, and per chunk whether
+/// the region contains it and its sub-chunks with that mark. Rows of a
+/// contained sub-chunk need no point-in-region test (no trigonometry).
 struct Cover {
-    ranges: Vec<(u64, u64)>,
-    chunks: Vec<(i32, bool)>,
+    ranges: Vec<(u64, u64, bool)>,
+    chunks: Vec<CoverChunk>,
 }
+
+/// A sub-chunk id and whether the region surely contains the sub-chunk.
+type MarkedSub = (i32, bool);
+
+/// A chunk of a [`Cover`]: id, whether the region contains it, its
+/// sub-chunks that the region may touch (ascending).
+type CoverChunk = (i32, bool, Vec<MarkedSub>);
 
 fn cover(shared: &Shared, region: &Region) -> Cover {
     let mut ranges = Vec::new();
@@ -75,21 +84,60 @@ fn cover(shared: &Shared, region: &Region) -> Cover {
             .chunk_bounds(chunk)
             .map(|b| region.relate(&b) == Relation::Contains)
             .unwrap_or(false);
-        chunks.push((chunk, contained));
+        let marked: Vec<MarkedSub> = subs
+            .iter()
+            .map(|&sub| {
+                let inside = contained
+                    || shared
+                        .chunker
+                        .sub_chunk_bounds(chunk, sub)
+                        .map(|b| region.relate(&b) == Relation::Contains)
+                        .unwrap_or(false);
+                (sub, inside)
+            })
+            .collect();
         let mut index = 0;
-        while index < subs.len() {
+        while index < marked.len() {
             let mut end = index;
-            while end + 1 < subs.len() && subs[end + 1] == subs[end] + 1 {
+            while end + 1 < marked.len()
+                && marked[end + 1].0 == marked[end].0 + 1
+                && marked[end + 1].1 == marked[index].1
+            {
                 end += 1;
             }
             ranges.push((
-                spatial_key(chunk, subs[index]),
-                spatial_key(chunk, subs[end]),
+                spatial_key(chunk, marked[index].0),
+                spatial_key(chunk, marked[end].0),
+                marked[index].1,
             ));
             index = end + 1;
         }
+        chunks.push((chunk, contained, marked));
     }
     Cover { ranges, chunks }
+}
+
+/// Keeps the candidate rows of one chunk's row group that lie in the
+/// region: rows of sub-chunks the region contains at once, rows of
+/// sub-chunks it misses never, the others by the exact test.
+fn retain_in_region(
+    shared: &Shared,
+    region: &Region,
+    subs: &[MarkedSub],
+    ra: &[f64],
+    dec: &[f64],
+    candidates: &mut Vec<u32>,
+) {
+    candidates.retain(|&r| {
+        let (ra, dec) = (ra[r as usize], dec[r as usize]);
+        match shared.chunker.locate(ra, dec) {
+            Ok(location) => match subs.binary_search_by_key(&location.sub_chunk_id, |s| s.0) {
+                Ok(found) => subs[found].1 || region.contains(ra, dec),
+                Err(_) => false,
+            },
+            Err(_) => false,
+        }
+    });
 }
 
 /// Selection over candidate rows: region, time and object-id filters.
@@ -136,20 +184,29 @@ fn scan_run(
     out: &mut Vec<Table>,
 ) {
     let mut candidates: Vec<u32> = Vec::new();
-    match cover {
-        Some(cover) => {
-            for &(lo, hi) in &cover.ranges {
-                let start = run.keys.partition_point(|&k| k < lo);
-                let end = run.keys.partition_point(|&k| k <= hi);
-                candidates.extend(start as u32..end as u32);
+    let t = shared.layout.table(scan.table);
+    let ra = f64_values(&run.rows, t.ra);
+    let dec = f64_values(&run.rows, t.dec);
+    match (cover, scan.region) {
+        (Some(cover), Some(region)) => {
+            for &(lo, hi, inside) in &cover.ranges {
+                let start = run.keys.partition_point(|&k| k < lo) as u32;
+                let end = run.keys.partition_point(|&k| k <= hi) as u32;
+                if inside {
+                    candidates.extend(start..end);
+                } else {
+                    candidates.extend(
+                        (start..end).filter(|&r| region.contains(ra[r as usize], dec[r as usize])),
+                    );
+                }
             }
         }
-        None => candidates.extend(0..run.rows.rows() as u32),
+        _ => candidates.extend(0..run.rows.rows() as u32),
     }
     if candidates.is_empty() {
         return;
     }
-    select(shared, scan, &run.rows, &mut candidates, false);
+    select(shared, scan, &run.rows, &mut candidates, true);
     if !candidates.is_empty() {
         out.push(take_rows(&run.rows, &candidates));
     }
@@ -165,17 +222,21 @@ fn scan_segments(
 ) -> Result<()> {
     let t = shared.layout.table(scan.table);
     for segment in &view.segments {
-        let groups: Vec<(usize, bool)> = match cover {
+        let groups: Vec<(usize, bool, &[MarkedSub])> = match cover {
             Some(cover) => cover
                 .chunks
                 .iter()
-                .filter_map(|&(chunk, contained)| {
-                    segment.row_group_of(chunk).map(|g| (g, contained))
+                .filter_map(|(chunk, contained, subs)| {
+                    segment
+                        .row_group_of(*chunk)
+                        .map(|g| (g, *contained, subs.as_slice()))
                 })
                 .collect(),
-            None => (0..segment.chunks.len()).map(|g| (g, true)).collect(),
+            None => (0..segment.chunks.len())
+                .map(|g| (g, true, &[][..]))
+                .collect(),
         };
-        for (group, contained) in groups {
+        for (group, contained, subs) in groups {
             let rows = segment.group_rows(group);
             if rows == 0 {
                 continue;
@@ -205,7 +266,14 @@ fn scan_segments(
                         }
                     })
                     .collect::<Result<Vec<_>>>()?;
-                select(shared, scan, &probe, &mut candidates, contained);
+                if let Some(region) = scan.region
+                    && !contained
+                {
+                    let ra = f64_values(&probe, t.ra);
+                    let dec = f64_values(&probe, t.dec);
+                    retain_in_region(shared, region, subs, ra, dec, &mut candidates);
+                }
+                select(shared, scan, &probe, &mut candidates, true);
                 if candidates.is_empty() {
                     continue;
                 }
