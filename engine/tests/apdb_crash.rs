@@ -171,21 +171,34 @@ fn kill_9_at_random_points_loses_no_acknowledged_visit() {
                 }
             }
         });
-        // Wait for the open, then kill after a random delay (or when done).
-        // The last round runs to the end.
-        let delay = if round == 15 {
-            Duration::from_secs(3600)
+        // Kill after a random number of acknowledgements of this round
+        // (0: right after the open) plus a random delay of up to 5 ms, so
+        // the kill lands inside a store, a sync or a compaction whatever the
+        // machine's speed. The last round runs to the end.
+        let remaining = VISITS.saturating_sub(acked);
+        let target_acks = if round == 15 {
+            usize::MAX
         } else {
-            Duration::from_micros(rng.below(150_000))
+            rng.below((remaining / 2 + 1) as u64) as usize
         };
-        let mut opened_at = None;
+        let delay = Duration::from_micros(rng.below(5_000));
+        let mut acks_this_round = 0usize;
+        let mut armed_at: Option<Instant> = None;
         let mut done = false;
         loop {
-            match rx.recv_timeout(Duration::from_millis(5)) {
-                Ok(line) if line.ends_with("OPEN") => opened_at = Some(Instant::now()),
+            match rx.recv_timeout(Duration::from_millis(1)) {
+                Ok(line) if line.ends_with("OPEN") => {
+                    if target_acks == 0 {
+                        armed_at = Some(Instant::now());
+                    }
+                }
                 Ok(line) if line.starts_with("ACK ") => {
                     let visit: usize = line[4..].parse().unwrap();
                     acked = acked.max(visit);
+                    acks_this_round += 1;
+                    if acks_this_round == target_acks {
+                        armed_at = Some(Instant::now());
+                    }
                 }
                 Ok(line) if line == "DONE" => {
                     done = true;
@@ -195,7 +208,7 @@ fn kill_9_at_random_points_loses_no_acknowledged_visit() {
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
                 Err(_) => break,
             }
-            if opened_at.is_some_and(|t| t.elapsed() >= delay) {
+            if armed_at.is_some_and(|t| t.elapsed() >= delay) {
                 break;
             }
         }
