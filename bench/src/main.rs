@@ -6,6 +6,7 @@
 //!   (snappy, its default, and zstd).
 //! * `load`: load rate from Parquet of a generated Object table, against
 //!   DuckDB and chDB loading the same file into their native tables.
+//! * `apdb`: the APDB per-visit cycle, against lsst-dax-apdb on SQLite.
 //! * `query`: single queries (filters, aggregates, GROUP BY, top-k, cone
 //!   searches) against DuckDB on the same rows.
 //! * `shared`: K different SQL scans at once on the convoys, against DuckDB
@@ -20,6 +21,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod apdb_bench;
 mod format_bench;
 mod load_bench;
 mod query_bench;
@@ -41,6 +43,8 @@ enum Command {
     Format(format_bench::FormatArgs),
     /// Load rate from Parquet of a generated Object table, against DuckDB and chDB.
     Load(load_bench::LoadArgs),
+    /// The APDB per-visit cycle on an ap_proto-like workload, against lsst-dax-apdb on SQLite.
+    Apdb(apdb_bench::ApdbArgs),
     /// Single queries (filters, aggregates, GROUP BY, top-k, cones) against DuckDB.
     Query(query_bench::QueryArgs),
     /// K different SQL scans at once on the convoys against DuckDB running them concurrently.
@@ -56,6 +60,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Format(args) => format_bench::run(&args),
         Command::Load(args) => load_bench::run(&args),
+        Command::Apdb(args) => apdb_bench::run(&args),
         Command::Query(args) => query_bench::run(&args),
         Command::Shared(args) => shared_bench::run(&args),
         Command::Scan(args) => scan_bench::run(&args),
