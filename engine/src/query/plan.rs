@@ -814,6 +814,26 @@ fn key_restriction(expr: &Expr, key_slot: usize) -> Option<KeyRestriction> {
     }
 }
 
+/// The condition a key restriction stands for, on `column`.
+fn restriction_filter(column: Expr, restriction: &KeyRestriction) -> Expr {
+    match restriction {
+        KeyRestriction::Values(values) => Expr::InList {
+            arg: Box::new(column),
+            list: values.iter().map(|&v| Scalar::Int(v)).collect(),
+            negated: false,
+        },
+        KeyRestriction::Range(low, high) => Expr::binary(
+            BinaryOp::And,
+            Expr::binary(
+                BinaryOp::GtEq,
+                column.clone(),
+                Expr::literal(Scalar::Int(*low)),
+            ),
+            Expr::binary(BinaryOp::LtEq, column, Expr::literal(Scalar::Int(*high))),
+        ),
+    }
+}
+
 fn intersect(a: KeyRestriction, b: KeyRestriction) -> KeyRestriction {
     match (a, b) {
         (KeyRestriction::Range(l1, h1), KeyRestriction::Range(l2, h2)) => {
@@ -1448,6 +1468,37 @@ pub fn plan_select(
                     None => r,
                 });
             }
+        }
+    }
+    // A director-key restriction also holds for a table joined on the
+    // director key (o.objectId = s.objectId): give it to that table too, as
+    // a filter and for director-index pruning.
+    loop {
+        let mut changed = false;
+        for (edge, _) in &joins {
+            let JoinEdge::Equi { left, right } = edge else {
+                continue;
+            };
+            for (from, to) in [(*left, *right), (*right, *left)] {
+                let keyed = |(t, c): (usize, usize)| {
+                    scope.tables[t].placement.is_partitioned()
+                        && scope.tables[t].placement.director_key() == Some(c)
+                };
+                if !(keyed(from) && keyed(to)) || key_restrictions[to.0].is_some() {
+                    continue;
+                }
+                let Some(restriction) = key_restrictions[from.0].clone() else {
+                    continue;
+                };
+                let column =
+                    Expr::column(scope.slot(to.0, to.1), scope.tables[to.0].column_type(to.1));
+                local_filters[to.0].push(restriction_filter(column, &restriction));
+                key_restrictions[to.0] = Some(restriction);
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
         }
     }
     // The own side of a near join is the restricted one when only one is.
