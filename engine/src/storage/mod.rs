@@ -40,6 +40,7 @@ pub use memory::{
 pub use read::{ColumnWant, FileData, LoadedFile, RangeOptions, ReadRanges};
 pub use table::{ChunkLocation, TableHandle};
 pub use task::{ChunkMeta, ChunkTask, ReadPlan, RowGroupBatch, ScanQuery};
+pub(crate) use uring::fully_cached;
 pub use uring::{UringBackend, UringOptions};
 
 /// Which backend the convoys read with.
