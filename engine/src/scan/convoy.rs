@@ -631,7 +631,7 @@ impl Convoy {
         // A hot chunk (every planned page in the page cache) is decoded from
         // the shared map of its file: copying it into a pinned buffer first
         // would cost more than decoding it.
-        if let Some(mappings) = &self.storage.mappings
+        if let Some(mappings) = &self.storage.convoy_mappings
             && let Ok(std_file) = std::fs::File::open(&file.path)
             && let Ok(metadata) = std_file.metadata()
             && ranges.ranges.iter().all(|&(offset, len)| {
