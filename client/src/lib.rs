@@ -307,7 +307,10 @@ impl Client {
                 )));
             }
         }
-        client.reader.get_ref().set_read_timeout(options.read_timeout)?;
+        client
+            .reader
+            .get_ref()
+            .set_read_timeout(options.read_timeout)?;
         Ok(client)
     }
 
@@ -510,10 +513,7 @@ fn server_error(code: ErrorCode, message: String, line: u32, column: u32) -> Cli
 }
 
 fn unexpected(wanted: &str, got: &Message) -> ClientError {
-    ClientError::Protocol(format!(
-        "expected {wanted}, got {:?}",
-        got.message_type()
-    ))
+    ClientError::Protocol(format!("expected {wanted}, got {:?}", got.message_type()))
 }
 
 /// A result arriving batch by batch: iterate for the batches.
@@ -552,6 +552,11 @@ impl<'c> QueryStream<'c> {
             }
             match message {
                 Message::Schema(payload) => {
+                    let schema =
+                        Arc::new(arrow_ipc::convert::try_schema_from_ipc_buffer(&payload)?);
+                    // The decoder takes the schema message too; it completes
+                    // it when the first batch arrives (a message without a
+                    // body is finished by the next bytes).
                     let mut buffer = Buffer::from_vec(payload);
                     while !buffer.is_empty() {
                         if decoder.decode(&mut buffer)?.is_some() {
@@ -560,9 +565,6 @@ impl<'c> QueryStream<'c> {
                             ));
                         }
                     }
-                    let schema = decoder.schema().ok_or_else(|| {
-                        ClientError::Protocol("SCHEMA did not hold a whole schema".to_string())
-                    })?;
                     return Ok(QueryStream {
                         client,
                         request_id,

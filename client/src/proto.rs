@@ -510,7 +510,10 @@ impl JobState {
 
     /// Whether the job will not change any more.
     pub fn is_final(self) -> bool {
-        matches!(self, JobState::Done | JobState::Failed | JobState::Cancelled)
+        matches!(
+            self,
+            JobState::Done | JobState::Failed | JobState::Cancelled
+        )
     }
 }
 
@@ -743,11 +746,7 @@ impl Message {
                 put_u64(&mut out, *max_rows);
                 put_str(&mut out, sql);
             }
-            Message::Cancel
-            | Message::JobList
-            | Message::Ping
-            | Message::Ok
-            | Message::Pong => {}
+            Message::Cancel | Message::JobList | Message::Ping | Message::Ok | Message::Pong => {}
             Message::Submit { sql } => put_str(&mut out, sql),
             Message::JobStatus { job_id }
             | Message::Fetch { job_id }
@@ -1217,8 +1216,8 @@ mod tests {
         assert_eq!(
             ids,
             [
-                0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0A, 0x41, 0x42, 0x43,
-                0x44, 0x45, 0x46, 0x47, 0x48, 0x49, 0x4A, 0x4B
+                0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0A, 0x41, 0x42, 0x43, 0x44,
+                0x45, 0x46, 0x47, 0x48, 0x49, 0x4A, 0x4B
             ]
         );
         for id in 0..=255u8 {
@@ -1280,10 +1279,7 @@ mod tests {
         assert_eq!(decoder.next_frame(), Err(ProtoError::UnknownType(0x99)));
         let mut decoder = FrameDecoder::new(100);
         decoder.push(&[0, 0, 0, 0, 0x0A, 1, 0, 0, 0, 0, 0, 0]);
-        assert!(matches!(
-            decoder.next_frame(),
-            Err(ProtoError::Reserved(_))
-        ));
+        assert!(matches!(decoder.next_frame(), Err(ProtoError::Reserved(_))));
         // Truncated, trailing bytes, bad magic, bad UTF-8, huge string length.
         assert!(Message::decode(MessageType::JobStatus, &[1, 2, 3]).is_err());
         assert!(Message::decode(MessageType::Ping, &[0]).is_err());
