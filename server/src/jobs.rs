@@ -977,6 +977,11 @@ impl SpoolReader {
             .map_err(|e| format!("reading a spooled result: {e}"))?;
         self.crc = crc32c::crc32c_append(self.crc, &frame);
         self.remaining -= total;
+        // Check before the last frame (END) is handed out, so a damaged
+        // result never ends like a good one.
+        if self.remaining == 0 && self.crc != self.expected_crc {
+            return Err("the spooled result's CRC-32C does not match the index".to_string());
+        }
         Ok(Some(frame))
     }
 }
