@@ -25,8 +25,15 @@ pub const OBJECT_ROWS: u64 = 30_000;
 pub fn test_db() -> &'static Path {
     static DB: OnceLock<PathBuf> = OnceLock::new();
     DB.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap().keep();
-        let root = dir.join("db");
+        // One directory per test binary under cargo's scratch space,
+        // replaced on every run (a temporary directory would outlive the
+        // process: statics are never dropped).
+        let binary = std::env::current_exe()
+            .ok()
+            .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().to_string()))
+            .unwrap_or_else(|| "server-tests".to_string());
+        let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{binary}-db"));
+        let _ = std::fs::remove_dir_all(&root);
         let table = generate_objects(&ObjectSpec::with_density(OBJECT_ROWS, 1000.0, 7), 2)
             .into_table()
             .unwrap();
