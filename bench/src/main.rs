@@ -12,6 +12,8 @@
 //!   raw O_DIRECT, lookups under load, memory).
 //! * `spatial`: the near-neighbour join kernel against DuckDB's grid-cell
 //!   hash join on the same points, and `s2PtInCircle` throughput.
+//! * `transfer`: a 10 M-row result to the Rust and Python clients against
+//!   the raw loopback socket.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,6 +25,7 @@ mod load_bench;
 mod query_bench;
 mod scan_bench;
 mod spatial_bench;
+mod transfer_bench;
 
 /// Benchmarks of skyscan against peers, side by side in one run.
 #[derive(Parser, Debug)]
@@ -44,6 +47,8 @@ enum Command {
     Scan(scan_bench::ScanArgs),
     /// Near-neighbour join at 1′ (1/2/4 deg²) against DuckDB; s2PtInCircle points/s.
     Spatial(spatial_bench::SpatialArgs),
+    /// Result transfer to the Rust and Python clients against raw loopback.
+    Transfer(transfer_bench::TransferArgs),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +59,7 @@ fn main() -> ExitCode {
         Command::Query(args) => query_bench::run(&args),
         Command::Scan(args) => scan_bench::run(&args),
         Command::Spatial(args) => spatial_bench::run(&args),
+        Command::Transfer(args) => transfer_bench::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

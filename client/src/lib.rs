@@ -206,6 +206,7 @@ pub struct Client {
     info: ServerInfo,
     next_request_id: u32,
     max_frame_bytes: u32,
+    bytes_received: u64,
 }
 
 /// A result's schema, batches and statistics, all in memory.
@@ -263,6 +264,7 @@ impl Client {
             },
             next_request_id: 1,
             max_frame_bytes: options.max_frame_bytes.min(MAX_FRAME_PAYLOAD_LIMIT),
+            bytes_received: 0,
         };
         let hello = Message::Hello {
             min_version: PROTOCOL_VERSION,
@@ -319,6 +321,12 @@ impl Client {
         &self.info
     }
 
+    /// Bytes of frames received on this connection so far (headers and
+    /// payloads).
+    pub fn bytes_received(&self) -> u64 {
+        self.bytes_received
+    }
+
     /// A handle that cancels this connection's running query from another
     /// thread.
     pub fn canceller(&self) -> Canceller {
@@ -346,6 +354,7 @@ impl Client {
         }
         let mut payload = vec![0u8; header.payload_len as usize];
         self.reader.read_exact(&mut payload)?;
+        self.bytes_received += (FRAME_HEADER_BYTES + payload.len()) as u64;
         let message = match header.message_type {
             // Keep the payload's allocation: Arrow arrays point into it.
             MessageType::Schema => Message::Schema(payload),

@@ -179,10 +179,16 @@ class Connection:
         self._sock = socket.create_connection((host, port), timeout=timeout)
         self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._next_id = 1
+        #: Bytes of frames received so far (headers and payloads).
+        self.bytes_received = 0
         hello = (HELLO_MAGIC + struct.pack("<HH", PROTOCOL_VERSION, PROTOCOL_VERSION)
                  + _string(token or "") + _string("skyscan-python/0.1.0"))
-        self._send(HELLO, 0, hello)
-        mtype, _rid, payload = self._read_frame()
+        try:
+            self._send(HELLO, 0, hello)
+            mtype, _rid, payload = self._read_frame()
+        except Exception:
+            self.close()
+            raise
         if mtype == ERROR:
             self.close()
             _raise_error(payload)
@@ -220,6 +226,7 @@ class Connection:
         if flags or reserved:
             raise ProtocolError("reserved header bits set")
         payload = self._recv_exact(length) if length else bytearray()
+        self.bytes_received += HEADER.size + length
         if request_id == 0 and mtype == ERROR:
             _raise_error(payload)
         return mtype, request_id, payload
