@@ -230,6 +230,45 @@ impl IpcEncoder {
         Ok(out)
     }
 
+    /// The encapsulated record batch message as two parts, without copying
+    /// the body again: `head` (`prefix` bytes of room for a frame header,
+    /// then the continuation marker, metadata length, flatbuffer and
+    /// padding) and `body` (the buffers). `head` then `body` are exactly
+    /// the bytes of [`IpcEncoder::batch_message`].
+    pub fn batch_message_parts(
+        &mut self,
+        batch: &RecordBatch,
+        prefix: usize,
+    ) -> Result<(Vec<u8>, Vec<u8>), String> {
+        let (dictionaries, encoded) = self
+            .generator
+            .encode(
+                batch,
+                &mut self.tracker,
+                &self.options,
+                &mut self.compression,
+            )
+            .map_err(|e| e.to_string())?;
+        if !dictionaries.is_empty() {
+            return Err("dictionary-encoded results are not supported".to_string());
+        }
+        let arrow_ipc::writer::EncodedData {
+            ipc_message,
+            arrow_data,
+        } = encoded;
+        if arrow_data.len() % 8 != 0 {
+            return Err("an Arrow IPC body that is not 8-byte aligned".to_string());
+        }
+        let mut head = Vec::with_capacity(prefix + ipc_message.len() + 16);
+        head.resize(prefix, 0);
+        let metadata_only = arrow_ipc::writer::EncodedData {
+            ipc_message,
+            arrow_data: Vec::new(),
+        };
+        write_message(&mut head, metadata_only, &self.options).map_err(|e| e.to_string())?;
+        Ok((head, arrow_data))
+    }
+
     /// The encapsulated record batch message, written after `prefix` bytes
     /// of room (a frame header) in the returned vector.
     pub fn batch_message(&mut self, batch: &RecordBatch, prefix: usize) -> Result<Vec<u8>, String> {
@@ -378,6 +417,9 @@ mod tests {
         let mut buffer = ArrowBuffer::from_vec(batch_bytes[12..].to_vec());
         let back = decoder.decode(&mut buffer).unwrap().unwrap();
         assert_eq!(back, batch);
+        // The two-part form has the same bytes.
+        let (head, body) = encoder.batch_message_parts(&batch, 12).unwrap();
+        assert_eq!([head, body].concat(), batch_bytes);
         // A slice encodes only its rows.
         let sliced = batch.slice(1, 2);
         let bytes = encoder.batch_message(&sliced, 0).unwrap();

@@ -894,17 +894,18 @@ impl ResultSink for SpoolSink {
         };
         let batch = to_record_batch(&schema, columns).map_err(QueryError::internal)?;
         for part in split_batch(&batch, self.frame_bytes) {
-            let mut frame = self
+            let (mut head, body) = self
                 .encoder
-                .batch_message(&part, FRAME_HEADER_BYTES)
+                .batch_message_parts(&part, FRAME_HEADER_BYTES)
                 .map_err(QueryError::internal)?;
-            let payload_len = frame.len() - FRAME_HEADER_BYTES;
-            frame[..FRAME_HEADER_BYTES].copy_from_slice(&frame_header(
+            let payload_len = head.len() - FRAME_HEADER_BYTES + body.len();
+            head[..FRAME_HEADER_BYTES].copy_from_slice(&frame_header(
                 MessageType::Batch,
                 0,
                 payload_len,
             ));
-            self.write_bytes(&frame)?;
+            self.write_bytes(&head)?;
+            self.write_bytes(&body)?;
             self.rows += part.num_rows() as u64;
         }
         self.running.rows.store(self.rows, Ordering::Relaxed);

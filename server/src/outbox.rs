@@ -67,6 +67,18 @@ impl Outbox {
         slow_reader_timeout: Duration,
         cancel: &CancelToken,
     ) -> Result<(), PushError> {
+        self.push_parts(vec![frame], slow_reader_timeout, cancel)
+    }
+
+    /// Queues one frame made of several byte vectors (kept together, in
+    /// order, so the body of a batch need not be copied behind its head).
+    pub fn push_parts(
+        &self,
+        parts: Vec<Vec<u8>>,
+        slow_reader_timeout: Duration,
+        cancel: &CancelToken,
+    ) -> Result<(), PushError> {
+        let len: usize = parts.iter().map(Vec::len).sum();
         let mut state = self.lock();
         let mut last_progress = Instant::now();
         let mut seen_bytes = state.bytes;
@@ -74,7 +86,7 @@ impl Outbox {
             if state.closed {
                 return Err(PushError::Closed);
             }
-            if state.bytes == 0 || state.bytes + frame.len() <= self.capacity_bytes {
+            if state.bytes == 0 || state.bytes + len <= self.capacity_bytes {
                 break;
             }
             if cancel.is_cancelled() {
@@ -94,8 +106,8 @@ impl Outbox {
                 Err(poisoned) => poisoned.into_inner().0,
             };
         }
-        state.bytes += frame.len();
-        state.frames.push_back(frame);
+        state.bytes += len;
+        state.frames.extend(parts);
         drop(state);
         self.not_empty.notify_one();
         Ok(())

@@ -1115,6 +1115,18 @@ fn run_query(
         }
     };
     let _ = outbox.push_control(frame.to_frame_bytes(request_id));
+    if sink.push_error == Some(PushError::SlowReader) {
+        // SPEC part 4 §2.6: a client that does not read is disconnected.
+        // The writer sends what is queued (the error last) and stops; the
+        // reader then closes the connection.
+        if config.log {
+            log(&format!(
+                "request {request_id}: the client read nothing for {} s; disconnecting it",
+                config.slow_reader_timeout.as_secs_f64()
+            ));
+        }
+        outbox.close();
+    }
     shared.deregister_query(query_id);
 }
 
@@ -1151,9 +1163,13 @@ struct FrameSink {
 
 impl FrameSink {
     fn push(&mut self, frame: Vec<u8>) -> Result<(), QueryError> {
+        self.push_parts(vec![frame])
+    }
+
+    fn push_parts(&mut self, parts: Vec<Vec<u8>>) -> Result<(), QueryError> {
         match self
             .outbox
-            .push(frame, self.slow_reader_timeout, &self.cancel)
+            .push_parts(parts, self.slow_reader_timeout, &self.cancel)
         {
             Ok(()) => Ok(()),
             Err(err) => {
@@ -1191,17 +1207,17 @@ impl ResultSink for FrameSink {
         };
         let batch = to_record_batch(&schema, columns).map_err(QueryError::internal)?;
         for part in split_batch(&batch, self.frame_bytes) {
-            let mut frame = self
+            let (mut head, body) = self
                 .encoder
-                .batch_message(&part, FRAME_HEADER_BYTES)
+                .batch_message_parts(&part, FRAME_HEADER_BYTES)
                 .map_err(QueryError::internal)?;
-            let payload_len = frame.len() - FRAME_HEADER_BYTES;
-            frame[..FRAME_HEADER_BYTES].copy_from_slice(&frame_header(
+            let payload_len = head.len() - FRAME_HEADER_BYTES + body.len();
+            head[..FRAME_HEADER_BYTES].copy_from_slice(&frame_header(
                 MessageType::Batch,
                 self.request_id,
                 payload_len,
             ));
-            self.push(frame)?;
+            self.push_parts(vec![head, body])?;
             self.rows
                 .fetch_add(part.num_rows() as u64, Ordering::Relaxed);
         }

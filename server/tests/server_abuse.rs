@@ -272,8 +272,8 @@ fn a_slow_reader_is_dropped_without_buffering_its_result() {
         slow_reader_timeout: Duration::from_millis(800),
         ..config()
     });
-    let mut stream = raw(&server);
     // A small receive buffer, so the kernel cannot absorb the result either.
+    let mut stream = small_receive_buffer(&server);
     stream.write_all(&hello()).unwrap();
     read_frame(&mut stream).unwrap();
     let query = Message::Query {
@@ -317,6 +317,49 @@ fn a_slow_reader_is_dropped_without_buffering_its_result() {
             .load(std::sync::atomic::Ordering::Relaxed)
             >= 1
     );
+}
+
+/// A connection whose receive buffer is 4 KiB (set before connecting, so
+/// the TCP window stays small).
+fn small_receive_buffer(server: &ServerHandle) -> TcpStream {
+    use std::os::fd::FromRawFd;
+    let std::net::SocketAddr::V4(addr) = server.local_addr() else {
+        panic!("the test server listens on IPv4");
+    };
+    // SAFETY: plain socket calls on a descriptor this function owns; the
+    // sockaddr is a fully initialised sockaddr_in of the size passed.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        assert!(fd >= 0);
+        let size: libc::c_int = 4096;
+        let rc = libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+        assert_eq!(rc, 0);
+        let sockaddr = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: addr.port().to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(*addr.ip()).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        let rc = libc::connect(
+            fd,
+            (&sockaddr as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        );
+        assert_eq!(rc, 0);
+        let stream = TcpStream::from_raw_fd(fd);
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream
+    }
 }
 
 fn open_files_limit() -> usize {
