@@ -6,8 +6,11 @@
 //!   (snappy, its default, and zstd).
 //! * `load`: load rate from Parquet of a generated Object table, against
 //!   DuckDB and chDB loading the same file into their native tables.
+//! * `apdb`: the APDB per-visit cycle, against lsst-dax-apdb on SQLite.
 //! * `query`: single queries (filters, aggregates, GROUP BY, top-k, cone
 //!   searches) against DuckDB on the same rows.
+//! * `shared`: K different SQL scans at once on the convoys, against DuckDB
+//!   running the same K queries concurrently.
 //! * `scan`: shared scans through the convoys (T(K)/T(1), cold scan against
 //!   raw O_DIRECT, lookups under load, memory).
 //! * `spatial`: the near-neighbour join kernel against DuckDB's grid-cell
@@ -20,9 +23,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod apdb_bench;
 mod format_bench;
 mod load_bench;
 mod query_bench;
+mod shared_bench;
 mod scan_bench;
 mod spatial_bench;
 mod transfer_bench;
@@ -41,8 +46,12 @@ enum Command {
     Format(format_bench::FormatArgs),
     /// Load rate from Parquet of a generated Object table, against DuckDB and chDB.
     Load(load_bench::LoadArgs),
+    /// The APDB per-visit cycle on an ap_proto-like workload, against lsst-dax-apdb on SQLite.
+    Apdb(apdb_bench::ApdbArgs),
     /// Single queries (filters, aggregates, GROUP BY, top-k, cones) against DuckDB.
     Query(query_bench::QueryArgs),
+    /// K different SQL scans at once on the convoys against DuckDB running them concurrently.
+    Shared(shared_bench::SharedArgs),
     /// Shared scans: T(K)/T(1), cold scan vs raw O_DIRECT, lookups under load, memory.
     Scan(scan_bench::ScanArgs),
     /// Near-neighbour join at 1′ (1/2/4 deg²) against DuckDB; s2PtInCircle points/s.
@@ -56,7 +65,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Format(args) => format_bench::run(&args),
         Command::Load(args) => load_bench::run(&args),
+        Command::Apdb(args) => apdb_bench::run(&args),
         Command::Query(args) => query_bench::run(&args),
+        Command::Shared(args) => shared_bench::run(&args),
         Command::Scan(args) => scan_bench::run(&args),
         Command::Spatial(args) => spatial_bench::run(&args),
         Command::Transfer(args) => transfer_bench::run(&args),

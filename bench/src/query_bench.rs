@@ -117,7 +117,7 @@ fn median(values: &mut [f64]) -> f64 {
 }
 
 /// The answer as rows of optional numbers/strings, for comparison.
-fn normalized(result: &QueryResult) -> Vec<Vec<Option<String>>> {
+pub(crate) fn normalized(result: &QueryResult) -> Vec<Vec<Option<String>>> {
     result
         .to_rows()
         .into_iter()
@@ -151,7 +151,7 @@ fn values_match(ours: &Option<String>, theirs: &serde_json::Value) -> bool {
     }
 }
 
-fn answers_match(
+pub(crate) fn answers_match(
     ours: &[Vec<Option<String>>],
     theirs: &[serde_json::Value],
     unordered: bool,
@@ -199,8 +199,9 @@ fn answers_match(
     Ok(())
 }
 
-/// Generates the table and loads it into skyscan (once per data dir).
-fn prepare(args: &QueryArgs, dir: &Path) -> Result<(PathBuf, PathBuf), String> {
+/// Generates the Object table of `rows` rows, loads it into skyscan and
+/// writes it as Parquet (once per data dir): (database root, Parquet file).
+pub(crate) fn prepare_object_table(rows: u64, dir: &Path) -> Result<(PathBuf, PathBuf), String> {
     let root = dir.join("skyscan-db");
     let parquet = dir.join("Object.parquet");
     let marker = dir.join("READY");
@@ -211,7 +212,7 @@ fn prepare(args: &QueryArgs, dir: &Path) -> Result<(PathBuf, PathBuf), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let started = Instant::now();
     let table =
-        generate_objects(&ObjectSpec::with_density(args.rows, 200_000.0, 42), 2).into_table()?;
+        generate_objects(&ObjectSpec::with_density(rows, 200_000.0, 42), 2).into_table()?;
     let db = Database::create(&root, &[]).map_err(|e| e.to_string())?;
     let def = TableDef::director(
         &table.schema,
@@ -231,7 +232,7 @@ fn prepare(args: &QueryArgs, dir: &Path) -> Result<(PathBuf, PathBuf), String> {
     std::fs::write(&marker, b"ok").map_err(|e| e.to_string())?;
     eprintln!(
         "generated and loaded {} rows in {:.1} s",
-        args.rows,
+        rows,
         started.elapsed().as_secs_f64()
     );
     Ok((root, parquet))
@@ -255,7 +256,7 @@ pub fn run(args: &QueryArgs) -> Result<(), String> {
         .data_dir
         .clone()
         .unwrap_or_else(|| std::env::temp_dir().join(format!("skyscan-bench-query-{}", args.rows)));
-    let (root, parquet) = prepare(args, &dir)?;
+    let (root, parquet) = prepare_object_table(args.rows, &dir)?;
     let db = Database::open(&root).map_err(|e| e.to_string())?;
     let engine = QueryEngine::new(
         db,

@@ -7,8 +7,9 @@
 //! positions best. One row group per sub-chunk; overlap row groups follow the
 //! chunk's own ones.
 //!
-//! This is the in-memory path used by the demo and the benchmarks; the loader
-//! for inputs larger than memory builds on the same row assignment.
+//! [`assign_rows`] is the reference in-memory assignment (the demo and the
+//! tests compare the loader's output with it); the loader
+//! ([`crate::loader`]) places rows the same way while streaming.
 
 use std::collections::BTreeMap;
 
@@ -120,16 +121,16 @@ fn order_key(value: f64) -> i64 {
     bits ^ (((bits >> 63) as u64) >> 1) as i64
 }
 
-/// Encodes chunk `chunk_id` of `table` (its row groups in `rows`) as a chunk file into `out`.
-pub fn write_chunk(
+/// A chunk writer holding chunk `chunk_id` of `table` (its row groups in
+/// `rows`), ready for [`crate::loader::write_chunk_file`].
+pub fn chunk_writer(
     table: &Table,
     chunk_id: i32,
     rows: &ChunkRows,
     options: &WriterOptions,
-    out: &mut impl std::io::Write,
-) -> Result<WriteStats, String> {
+) -> Result<ChunkWriter, String> {
     let file_chunk_id =
-        u32::try_from(chunk_id).map_err(|_| format!("chunk id {chunk_id} is negative"))?;
+        u32::try_from(chunk_id).map_err(|_| format!("chunk {chunk_id}: negative chunk id"))?;
     let mut writer = ChunkWriter::new(table.schema.clone(), file_chunk_id, *options)
         .map_err(|e| format!("chunk {chunk_id}: {e}"))?;
     for group in &rows.groups {
@@ -143,9 +144,7 @@ pub fn write_chunk(
             .add_row_group(group.sub_chunk_id as u32, group.overlap, &columns)
             .map_err(|e| format!("chunk {chunk_id} sub-chunk {}: {e}", group.sub_chunk_id))?;
     }
-    writer
-        .finish(out)
-        .map_err(|e| format!("chunk {chunk_id}: {e}"))
+    Ok(writer)
 }
 
 /// The file name of chunk `chunk_id` of a table inside the table's directory.
@@ -155,6 +154,9 @@ pub fn chunk_file_name(chunk_id: i32) -> String {
 
 /// Writes one chunk file per entry of `work` (chunk id, its rows, the path) on up to
 /// `threads` threads, each file atomically; returns what was written, by chunk id.
+/// For callers that placed the rows of an in-memory table themselves (the
+/// Qserv import's child placement); the loader ([`crate::loader`]) is the
+/// general path. Both write files through [`crate::loader::write_chunk_file`].
 pub fn write_chunk_files(
     table: &Table,
     work: &[(i32, &ChunkRows, std::path::PathBuf)],
@@ -169,12 +171,12 @@ pub fn write_chunk_files(
             .map(|_| {
                 scope.spawn(|| {
                     let mut done = Vec::new();
+                    let mut buffer = Vec::new();
                     while let Some((chunk_id, rows, path)) =
                         work.get(next.fetch_add(1, Ordering::Relaxed))
                     {
-                        let stats = write_file_atomically(path, |out| {
-                            write_chunk(table, *chunk_id, rows, options, out)
-                        })?;
+                        let writer = chunk_writer(table, *chunk_id, rows, options)?;
+                        let stats = crate::loader::write_chunk_file(path, writer, &mut buffer)?;
                         done.push((*chunk_id, stats));
                     }
                     Ok(done)

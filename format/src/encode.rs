@@ -394,19 +394,82 @@ fn delta_of<T: Lane>(values: &[T]) -> (i64, u32) {
 }
 
 /// Distinct lane values sorted by `key`, or `None` when more than `limit`.
+///
+/// An open-addressing set of `u64` sized for `limit` (load factor <= 1/2):
+/// the encoder calls this on every block of every integer and float column,
+/// and most float blocks reach the limit, so growing a general hash set
+/// (rehashing as it goes) dominated the writer's profile.
 fn distinct<T: Lane>(values: &[T], limit: usize, key: impl Fn(T) -> u64) -> Option<Vec<T>> {
-    let mut seen = HashSet::default();
+    let capacity = (2 * limit.max(1)).next_power_of_two().max(16);
+    let mask = capacity - 1;
+    // Slot 0 of `occupied` marks an empty slot; values are compared in full.
+    let mut slots = vec![0u64; capacity];
+    let mut occupied = vec![false; capacity];
     let mut dict = Vec::new();
     for &value in values {
-        if seen.insert(value.to_u64()) {
-            if dict.len() == limit {
-                return None;
+        let bits = value.to_u64();
+        let mut slot = (mix64(bits) as usize) & mask;
+        loop {
+            if !occupied[slot] {
+                if dict.len() == limit {
+                    return None;
+                }
+                occupied[slot] = true;
+                slots[slot] = bits;
+                dict.push(value);
+                break;
             }
-            dict.push(value);
+            if slots[slot] == bits {
+                break;
+            }
+            slot = (slot + 1) & mask;
         }
     }
     dict.sort_unstable_by_key(|&value| key(value));
     Some(dict)
+}
+
+/// Keeps `(encoding, size)` in `best` when strictly smaller.
+fn consider(best: &mut (Encoding, usize), encoding: Encoding, size: usize) {
+    if size < best.1 {
+        *best = (encoding, size);
+    }
+}
+
+/// SplitMix64's finalizer: spreads keys that differ only in high bits.
+#[inline]
+fn mix64(value: u64) -> u64 {
+    let mut z = value.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The largest dictionary length `d <= limit` whose dictionary section
+/// ([`dict_size`] less `header` bytes) is smaller than `best`: a larger
+/// dictionary cannot be chosen, so counting distinct values may stop there
+/// without changing the encoder's choice.
+fn useful_dict_len(
+    rows: usize,
+    value_bytes: usize,
+    best: usize,
+    header: usize,
+    limit: usize,
+) -> usize {
+    let fits = |d: usize| dict_size(rows, d, value_bytes) - header < best;
+    if limit == 0 || !fits(1) {
+        return 0;
+    }
+    let (mut low, mut high) = (1, limit);
+    while low < high {
+        let mid = low + (high - low).div_ceil(2);
+        if fits(mid) {
+            low = mid;
+        } else {
+            high = mid - 1;
+        }
+    }
+    low
 }
 
 fn dict_size(rows: usize, dict_len: usize, value_bytes: usize) -> usize {
@@ -485,26 +548,31 @@ fn encode_ints<T: Lane>(values: &[T], forced: Option<Encoding>) -> Result<Values
             let (_, for_width) = frame_of(values);
             let (_, delta_width) = delta_of(values);
             let mut best = (Encoding::Plain, rows * value_bytes);
-            let mut consider = |encoding, size| {
-                if size < best.1 {
-                    best = (encoding, size);
-                }
-            };
-            consider(Encoding::ForBitpack, 16 + packed_len(rows, for_width));
+
+            consider(
+                &mut best,
+                Encoding::ForBitpack,
+                16 + packed_len(rows, for_width),
+            );
             if rows > 0 {
                 consider(
+                    &mut best,
                     Encoding::DeltaBitpack,
                     24 + packed_len(rows - 1, delta_width),
                 );
             }
-            if let Some(dict) = distinct(values, AUTO_DICT_MAX.min(rows / 2), T::order_key) {
+            let limit = useful_dict_len(rows, value_bytes, best.1, 0, AUTO_DICT_MAX.min(rows / 2));
+            if limit > 0
+                && let Some(dict) = distinct(values, limit, T::order_key)
+            {
                 consider(
+                    &mut best,
                     Encoding::Dictionary,
                     dict_size(rows, dict.len(), value_bytes),
                 );
             }
             if let Some(plan) = sparse_plan(values, false) {
-                consider(Encoding::Sparse, plan.size);
+                consider(&mut best, Encoding::Sparse, plan.size);
                 if best.0 == Encoding::Sparse {
                     return Ok(Values::plain(
                         Encoding::Sparse,
@@ -585,8 +653,19 @@ fn sparse_plan<T: Lane>(values: &[T], forced: bool) -> Option<SparsePlan<T>> {
     let (_, for_width) = frame_of(&exceptions);
     let value_bytes = std::mem::size_of::<T>();
     let for_size = packed_len(count, for_width);
-    let dict = distinct(&exceptions, AUTO_DICT_MAX.min(count / 2), T::order_key)
-        .filter(|dict| dict_size(count, dict.len(), value_bytes) - 8 < for_size);
+    let limit = useful_dict_len(
+        count,
+        value_bytes,
+        for_size,
+        8,
+        AUTO_DICT_MAX.min(count / 2),
+    );
+    let dict = if limit > 0 {
+        distinct(&exceptions, limit, T::order_key)
+            .filter(|dict| dict_size(count, dict.len(), value_bytes) - 8 < for_size)
+    } else {
+        None
+    };
     let values_size = match &dict {
         Some(dict) => dict_size(count, dict.len(), value_bytes) - 8,
         None => for_size,
@@ -687,7 +766,7 @@ impl Float for f64 {
     }
     fn alp_int(self, exponent: u8) -> Option<i64> {
         let divisor = kernels::POW10_F64[exponent as usize];
-        let scaled = (self * divisor).round();
+        let scaled = round_half_away(self * divisor);
         // Also rejects NaN and infinities.
         if !(scaled >= -(kernels::ALP_F64_LIMIT as f64) && scaled < kernels::ALP_F64_LIMIT as f64) {
             return None;
@@ -712,7 +791,7 @@ impl Float for f32 {
     }
     fn alp_int(self, exponent: u8) -> Option<i64> {
         let divisor = kernels::POW10_F32[exponent as usize];
-        let scaled = (f64::from(self) * f64::from(divisor)).round();
+        let scaled = round_half_away(f64::from(self) * f64::from(divisor));
         if scaled.is_nan() || scaled.abs() > kernels::ALP_F32_LIMIT as f64 {
             return None;
         }
@@ -721,6 +800,20 @@ impl Float for f32 {
     }
     fn shuffle(values: &[u8], out: &mut [u8]) {
         kernels::shuffle::<4>(values, out);
+    }
+}
+
+/// `value.round()` (half away from zero) without the libm call, which the
+/// ALP choice made on every value of every float block: `trunc` compiles to
+/// one instruction and `value - trunc` is exact for every finite f64.
+/// NaN and infinities come back unchanged, as from `round`.
+#[inline(always)]
+fn round_half_away(value: f64) -> f64 {
+    let truncated = value.trunc();
+    if (value - truncated).abs() >= 0.5 {
+        truncated + value.signum()
+    } else {
+        truncated
     }
 }
 
@@ -866,23 +959,29 @@ fn encode_floats<F: Float>(
     let value_bytes = std::mem::size_of::<F>();
     let bits: Vec<F::Bits> = values.iter().map(|v| v.bits()).collect();
     let dict_key = |bits: F::Bits| F::key_of_bits(bits);
+    // The order keys, computed once for the choice and a FloatFor encoding.
+    let mut keys: Option<Vec<u64>> = None;
     let encoding = match forced {
         Some(encoding) => encoding,
         None => {
-            let keys = float_keys(values);
-            let (_, key_width) = frame_of(&keys);
+            let keys = keys.insert(float_keys(values));
+            let (_, key_width) = frame_of(keys);
             let mut best = (Encoding::Plain, std::mem::size_of_val(values));
-            let mut consider = |encoding, size| {
-                if size < best.1 {
-                    best = (encoding, size);
-                }
-            };
-            consider(Encoding::FloatFor, 16 + packed_len(rows, key_width));
+
+            consider(
+                &mut best,
+                Encoding::FloatFor,
+                16 + packed_len(rows, key_width),
+            );
             if let Some(exponent) = alp_exponent(values) {
-                consider(Encoding::Alp, alp_size(values, exponent));
+                consider(&mut best, Encoding::Alp, alp_size(values, exponent));
             }
-            if let Some(dict) = distinct(&bits, AUTO_DICT_MAX.min(rows / 2), dict_key) {
+            let limit = useful_dict_len(rows, value_bytes, best.1, 0, AUTO_DICT_MAX.min(rows / 2));
+            if limit > 0
+                && let Some(dict) = distinct(&bits, limit, dict_key)
+            {
                 consider(
+                    &mut best,
                     Encoding::Dictionary,
                     dict_size(rows, dict.len(), value_bytes),
                 );
@@ -910,7 +1009,10 @@ fn encode_floats<F: Float>(
     let raw = match encoding {
         Encoding::Plain => bytemuck::cast_slice(values).to_vec(),
         Encoding::ByteShuffle => shuffled(values),
-        Encoding::FloatFor => encode_float_for(&float_keys(values)),
+        Encoding::FloatFor => match &keys {
+            Some(keys) => encode_float_for(keys),
+            None => encode_float_for(&float_keys(values)),
+        },
         Encoding::Alp => encode_alp(values, alp_exponent(values).unwrap_or(0)),
         Encoding::Dictionary => {
             let dict = distinct(&bits, MAX_DICT_LEN, dict_key).ok_or_else(|| {
@@ -923,6 +1025,20 @@ fn encode_floats<F: Float>(
     Ok(Values::plain(encoding, raw))
 }
 
+/// Longest value [`small_key`] represents.
+const SMALL_VALUE_BYTES: usize = 7;
+
+/// A value of at most [`SMALL_VALUE_BYTES`] bytes as a u64: its bytes
+/// (little-endian) and its length in the top byte, so equal keys mean equal
+/// values.
+fn small_key(value: &[u8]) -> u64 {
+    let mut key = (value.len() as u64) << 56;
+    for (shift, &byte) in value.iter().enumerate() {
+        key |= u64::from(byte) << (8 * shift);
+    }
+    key
+}
+
 fn encode_var(column: &VarColumn, forced: Option<Encoding>) -> Result<Values, String> {
     let rows = column.len();
     let lengths: Vec<u64> = column
@@ -933,7 +1049,32 @@ fn encode_var(column: &VarColumn, forced: Option<Encoding>) -> Result<Values, St
     let (length_base, length_width) = frame_of(&lengths);
     let plain_size = 8 + packed_len(rows, length_width) + column.data.len();
     let values: Vec<&[u8]> = (0..rows).map(|row| column.value(row)).collect();
+    // Short values (band names, codes) as u64 keys: the open-addressing
+    // distinct set and a binary search replace hashing byte slices.
+    let small_keys: Option<Vec<u64>> = values
+        .iter()
+        .all(|value| value.len() <= SMALL_VALUE_BYTES)
+        .then(|| values.iter().map(|value| small_key(value)).collect());
     let distinct_values = |limit: usize| -> Option<Vec<&[u8]>> {
+        if let Some(keys) = &small_keys {
+            let found = distinct(keys, limit, |key| key)?;
+            let mut first = vec![usize::MAX; found.len()];
+            let mut left = found.len();
+            for (row, key) in keys.iter().enumerate() {
+                if left == 0 {
+                    break;
+                }
+                if let Ok(index) = found.binary_search(key)
+                    && first[index] == usize::MAX
+                {
+                    first[index] = row;
+                    left -= 1;
+                }
+            }
+            let mut dict: Vec<&[u8]> = first.iter().map(|&row| values[row]).collect();
+            dict.sort_unstable();
+            return Some(dict);
+        }
         let mut seen = HashSet::default();
         for value in &values {
             if seen.insert(*value) && seen.len() > limit {
@@ -984,15 +1125,33 @@ fn encode_var(column: &VarColumn, forced: Option<Encoding>) -> Result<Values, St
                 out.extend_from_slice(entry);
             }
             pad8(&mut out);
-            let index: HashMap<&[u8], u64> = dict
-                .iter()
-                .enumerate()
-                .map(|(code, entry)| (*entry, code as u64))
-                .collect();
-            let codes: Vec<u64> = values
-                .iter()
-                .map(|value| index.get(value).copied().unwrap_or(0))
-                .collect();
+            let codes: Vec<u64> = match &small_keys {
+                Some(keys) => {
+                    let mut index: Vec<(u64, u64)> = dict
+                        .iter()
+                        .enumerate()
+                        .map(|(code, entry)| (small_key(entry), code as u64))
+                        .collect();
+                    index.sort_unstable();
+                    keys.iter()
+                        .map(|key| match index.binary_search_by_key(key, |&(k, _)| k) {
+                            Ok(position) => index[position].1,
+                            Err(_) => 0,
+                        })
+                        .collect()
+                }
+                None => {
+                    let index: HashMap<&[u8], u64> = dict
+                        .iter()
+                        .enumerate()
+                        .map(|(code, entry)| (*entry, code as u64))
+                        .collect();
+                    values
+                        .iter()
+                        .map(|value| index.get(value).copied().unwrap_or(0))
+                        .collect()
+                }
+            };
             kernels::pack(&codes, code_width, &mut out);
         }
         other => {
@@ -1013,8 +1172,74 @@ fn var_dict_size(rows: usize, dict: &[&[u8]]) -> usize {
         + packed_len(rows, bits_needed(dict.len().saturating_sub(1) as u64))
 }
 
+/// [`compute_stats`] of a numeric column without nulls, as plain loops
+/// (the general path tests validity per row through closures). Same
+/// results: the float order is the total order, NaN excluded and flagged.
+fn compute_stats_dense(data: &ColumnData) -> Option<BlockStats> {
+    fn ints<T: Lane>(values: &[T]) -> BlockStats {
+        let mut iter = values.iter().map(|v| v.to_u64() as i64);
+        let min_max = iter.next().map(|first| {
+            let (min, max) = iter.fold((first, first), |(min, max), v| (min.min(v), max.max(v)));
+            MinMax::Int { min, max }
+        });
+        BlockStats {
+            min_max,
+            has_nan: false,
+        }
+    }
+    fn floats<F: Copy>(
+        values: &[F],
+        wide: impl Fn(F) -> f64,
+        key: impl Fn(F) -> u64,
+    ) -> BlockStats {
+        let mut has_nan = false;
+        let mut range: Option<(u64, F, u64, F)> = None;
+        for &value in values {
+            if wide(value).is_nan() {
+                has_nan = true;
+                continue;
+            }
+            let k = key(value);
+            range = Some(match range {
+                None => (k, value, k, value),
+                Some((kmin, vmin, kmax, vmax)) => {
+                    let (kmin, vmin) = if k < kmin { (k, value) } else { (kmin, vmin) };
+                    let (kmax, vmax) = if k > kmax { (k, value) } else { (kmax, vmax) };
+                    (kmin, vmin, kmax, vmax)
+                }
+            });
+        }
+        BlockStats {
+            min_max: range.map(|(_, min, _, max)| MinMax::Float {
+                min: wide(min),
+                max: wide(max),
+            }),
+            has_nan,
+        }
+    }
+    if data.null_count() > 0 {
+        return None;
+    }
+    Some(match data {
+        ColumnData::I8(c) => ints(&c.values),
+        ColumnData::I16(c) => ints(&c.values),
+        ColumnData::I32(c) => ints(&c.values),
+        ColumnData::I64(c) => ints(&c.values),
+        ColumnData::F32(c) => floats(&c.values, f64::from, |v: f32| {
+            u64::from(kernels::f32_key(v.to_bits()))
+        }),
+        ColumnData::F64(c) => floats(&c.values, |v| v, |v: f64| kernels::f64_key(v.to_bits())),
+        _ => return None,
+    })
+}
+
 /// Min/max/NaN statistics over the non-null values.
 fn compute_stats(data: &ColumnData) -> BlockStats {
+    compute_stats_dense(data).unwrap_or_else(|| compute_stats_general(data))
+}
+
+/// [`compute_stats`] for any column (nulls included).
+fn compute_stats_general(data: &ColumnData) -> BlockStats {
     let valid = |row: usize| data.validity().is_none_or(|validity| validity.get(row));
     fn int_stats<T: Lane>(values: &[T], valid: impl Fn(usize) -> bool) -> Option<MinMax> {
         let mut range: Option<(i64, i64)> = None;
@@ -1138,4 +1363,118 @@ fn bytes_bounds(min: &[u8], max: &[u8]) -> Option<MinMax> {
         max: max_bound,
         truncated,
     })
+}
+
+#[cfg(test)]
+mod speed_path_tests {
+    use super::*;
+    use crate::column::PrimitiveColumn;
+
+    #[test]
+    fn dense_stats_equal_the_general_path() {
+        let floats = vec![
+            vec![1.5f64, -0.0, 0.0, -3.25, f64::INFINITY, 7.0],
+            vec![f64::NAN, 2.0, -2.0, f64::NEG_INFINITY],
+            vec![0.0, -0.0],
+            vec![f64::NAN],
+            vec![],
+        ];
+        for values in floats {
+            let f64s = ColumnData::F64(PrimitiveColumn::new(values.clone()));
+            assert_eq!(
+                compute_stats_dense(&f64s),
+                Some(compute_stats_general(&f64s))
+            );
+            let f32s = ColumnData::F32(PrimitiveColumn::new(
+                values.iter().map(|&v| v as f32).collect(),
+            ));
+            assert_eq!(
+                compute_stats_dense(&f32s),
+                Some(compute_stats_general(&f32s))
+            );
+        }
+        let ints = ColumnData::I16(PrimitiveColumn::new(vec![3, -7, i16::MAX, 0]));
+        assert_eq!(
+            compute_stats_dense(&ints),
+            Some(compute_stats_general(&ints))
+        );
+        let nulls = ColumnData::I32(PrimitiveColumn::from_options(&[Some(1), None]));
+        assert_eq!(compute_stats_dense(&nulls), None);
+    }
+
+    #[test]
+    fn distinct_matches_a_hash_set() {
+        let mut state = 7u64;
+        for round in 0..200usize {
+            let modulus = 1 + (round * 37) % 3000;
+            let values: Vec<u32> = (0..5000)
+                .map(|_| {
+                    state = state
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    ((state >> 33) as usize % modulus) as u32
+                })
+                .collect();
+            let mut expected: Vec<u32> = values.clone();
+            expected.sort_unstable();
+            expected.dedup();
+            for limit in [1, 16, 1000, 2048, 4096] {
+                let got = distinct(&values, limit, |v: u32| u64::from(v));
+                if expected.len() <= limit {
+                    assert_eq!(got.as_deref(), Some(expected.as_slice()), "limit {limit}");
+                } else {
+                    assert_eq!(got, None, "limit {limit}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn round_half_away_is_round() {
+        let mut state = 11u64;
+        let mut values = vec![
+            0.5,
+            -0.5,
+            1.5,
+            2.5,
+            -2.5,
+            0.49999999999999994,
+            -0.49999999999999994,
+            4503599627370495.5,
+            4503599627370497.0,
+            1e300,
+            -0.0,
+            0.0,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::MIN_POSITIVE,
+        ];
+        for _ in 0..100_000 {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            values.push(f64::from_bits(state));
+            values.push((state >> 11) as f64 / 1024.0 - 4e12);
+        }
+        for value in values {
+            let (ours, std) = (round_half_away(value), value.round());
+            assert!(
+                ours.to_bits() == std.to_bits() || (ours.is_nan() && std.is_nan()),
+                "{value:e}: {ours:e} != {std:e}"
+            );
+        }
+    }
+
+    #[test]
+    fn useful_dict_len_is_the_largest_that_fits() {
+        for (rows, width, best) in [(6000, 4, 15000), (100, 8, 900), (5000, 1, 10), (1, 8, 1000)] {
+            let limit = 4096;
+            let found = useful_dict_len(rows, width, best, 0, limit);
+            let brute = (1..=limit)
+                .filter(|&d| dict_size(rows, d, width) < best)
+                .max()
+                .unwrap_or(0);
+            assert_eq!(found, brute, "rows {rows} width {width} best {best}");
+        }
+    }
 }

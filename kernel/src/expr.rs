@@ -2,6 +2,7 @@
 //! references resolved to batch slots and every node's type known.
 
 use crate::like::LikePattern;
+use crate::scisql::Photometry;
 use crate::value::{DataType, Scalar};
 
 /// A binary operator.
@@ -178,23 +179,15 @@ pub enum Func {
     PtInCircle,
     PtInEllipse,
     PtInCPoly,
-    FluxToAbMag,
-    FluxToAbMagSigma,
-    NanojanskyToAbMag,
-    NanojanskyToAbMagSigma,
-    AbMagToFlux,
-    AbMagToFluxSigma,
-    AbMagToNanojansky,
-    AbMagToNanojanskySigma,
-    DnToFlux,
-    DnToFluxSigma,
-    FluxToDn,
-    FluxToDnSigma,
+    Photometry(Photometry),
 }
 
 impl Func {
     /// Looks up a function by its SQL name (case-insensitive).
     pub fn from_name(name: &str) -> Option<Func> {
+        if let Some(photometry) = Photometry::from_sql_name(name) {
+            return Some(Func::Photometry(photometry));
+        }
         let lower = name.to_ascii_lowercase();
         Some(match lower.as_str() {
             "abs" => Func::Abs,
@@ -238,18 +231,6 @@ impl Func {
             "scisql_s2ptincircle" => Func::PtInCircle,
             "scisql_s2ptinellipse" => Func::PtInEllipse,
             "scisql_s2ptincpoly" => Func::PtInCPoly,
-            "scisql_fluxtoabmag" => Func::FluxToAbMag,
-            "scisql_fluxtoabmagsigma" => Func::FluxToAbMagSigma,
-            "scisql_nanojanskytoabmag" => Func::NanojanskyToAbMag,
-            "scisql_nanojanskytoabmagsigma" => Func::NanojanskyToAbMagSigma,
-            "scisql_abmagtoflux" => Func::AbMagToFlux,
-            "scisql_abmagtofluxsigma" => Func::AbMagToFluxSigma,
-            "scisql_abmagtonanojansky" => Func::AbMagToNanojansky,
-            "scisql_abmagtonanojanskysigma" => Func::AbMagToNanojanskySigma,
-            "scisql_dntoflux" => Func::DnToFlux,
-            "scisql_dntofluxsigma" => Func::DnToFluxSigma,
-            "scisql_fluxtodn" => Func::FluxToDn,
-            "scisql_fluxtodnsigma" => Func::FluxToDnSigma,
             _ => return None,
         })
     }
@@ -270,20 +251,22 @@ impl Func {
             Func::PtInEllipse => (7, 7),
             // lon, lat and at least 3 vertices.
             Func::PtInCPoly => (8, usize::MAX),
-            Func::FluxToAbMagSigma
-            | Func::NanojanskyToAbMagSigma
-            | Func::AbMagToFluxSigma
-            | Func::AbMagToNanojanskySigma
-            | Func::DnToFlux
-            | Func::FluxToDn => (2, 2),
-            Func::DnToFluxSigma | Func::FluxToDnSigma => (3, 3),
+            Func::Photometry(p) => (p.arity(), p.arity()),
             _ => (1, 1),
         }
     }
 
     /// The SQL name, for messages.
     pub fn name(self) -> String {
-        format!("{self:?}").to_ascii_uppercase()
+        match self {
+            Func::Photometry(p) => p.sql_name().to_string(),
+            Func::AngSep => "scisql_angSep".to_string(),
+            Func::PtInBox => "scisql_s2PtInBox".to_string(),
+            Func::PtInCircle => "scisql_s2PtInCircle".to_string(),
+            Func::PtInEllipse => "scisql_s2PtInEllipse".to_string(),
+            Func::PtInCPoly => "scisql_s2PtInCPoly".to_string(),
+            other => format!("{other:?}").to_ascii_uppercase(),
+        }
     }
 }
 

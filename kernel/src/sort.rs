@@ -160,6 +160,25 @@ pub fn sorted_indices(keys: &[SortKey<'_>], rows: usize, limit: Option<usize>) -
     indices
 }
 
+/// [`sorted_indices`] over a subset of the rows: the order of `rows` under
+/// `keys` (ties in `rows` order), the first `limit` only when given.
+pub fn sorted_subset(keys: &[SortKey<'_>], mut rows: Vec<u32>, limit: Option<usize>) -> Vec<u32> {
+    let by_keys = |a: &u32, b: &u32| compare_rows(keys, *a as usize, *b as usize).then(a.cmp(b));
+    match limit {
+        Some(0) => Vec::new(),
+        Some(k) if k < rows.len() => {
+            rows.select_nth_unstable_by(k - 1, by_keys);
+            rows.truncate(k);
+            rows.sort_unstable_by(by_keys);
+            rows
+        }
+        _ => {
+            rows.sort_unstable_by(by_keys);
+            rows
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

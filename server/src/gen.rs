@@ -9,7 +9,10 @@ use std::time::Instant;
 
 use clap::{Args, ValueEnum};
 use skyscan_engine::synth::export::{schema_sql, write_parquet, write_tsv};
-use skyscan_engine::synth::{ObjectSpec, SourceSpec, generate_objects, generate_sources};
+use skyscan_engine::synth::{
+    ForcedSourceSpec, ObjectSpec, SourceSpec, generate_forced_sources, generate_objects,
+    generate_sources, wide_object_table,
+};
 use skyscan_engine::table::Table;
 
 /// Largest table `gen` builds (it generates in memory: ~120 bytes per Object row).
@@ -22,6 +25,9 @@ pub enum GenTable {
     Object,
     /// The Source table: detections of the Objects of the same `--rows` and `--seed`.
     Source,
+    /// The ForcedSource table: forced photometry of the Objects of the same
+    /// `--rows` and `--seed` on every one of `--visits` visits covering them.
+    ForcedSource,
 }
 
 /// Output file format.
@@ -45,6 +51,9 @@ pub struct GenArgs {
     /// Mean Sources per Object (`--table source`).
     #[arg(long, default_value_t = 5.0)]
     sources_per_object: f64,
+    /// Visits (`--table forced-source`), 1..=4096, each covering a 1.75° radius.
+    #[arg(long, default_value_t = 20)]
+    visits: u32,
     /// Objects per square degree (sets the sky area covered).
     #[arg(long, default_value_t = 200_000.0)]
     density: f64,
@@ -57,6 +66,10 @@ pub struct GenArgs {
     /// Seed of the generator.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// The 40-column Object table (27 columns plus model fluxes and errors in
+    /// six bands and a shape flag); `--table object` only.
+    #[arg(long)]
+    wide: bool,
     /// Generator threads (default 2).
     #[arg(long, default_value_t = 2)]
     threads: usize,
@@ -70,6 +83,12 @@ pub fn schema_path(out: &Path) -> PathBuf {
 /// Generates the table `args` asks for.
 fn generate(args: &GenArgs) -> Result<Table, String> {
     let spec = ObjectSpec::with_density(args.rows, args.density, args.seed);
+    if args.wide {
+        if args.table != GenTable::Object {
+            return Err("gen: --wide applies to --table object".to_string());
+        }
+        return wide_object_table(&spec, args.threads).map_err(|e| format!("gen: {e}"));
+    }
     let objects = generate_objects(&spec, args.threads)
         .into_table()
         .map_err(|e| format!("gen: {e}"))?;
@@ -78,6 +97,12 @@ fn generate(args: &GenArgs) -> Result<Table, String> {
         GenTable::Source => generate_sources(
             &objects,
             &SourceSpec::new(args.sources_per_object, args.seed),
+            args.threads,
+        )
+        .map_err(|e| format!("gen: {e}")),
+        GenTable::ForcedSource => generate_forced_sources(
+            &objects,
+            &ForcedSourceSpec::new(args.visits, args.seed),
             args.threads,
         )
         .map_err(|e| format!("gen: {e}")),
@@ -114,8 +139,22 @@ pub fn run(args: &GenArgs) -> Result<(), String> {
             args.out.display()
         ));
     }
+    if args.table == GenTable::ForcedSource
+        && !(1..=skyscan_engine::synth::MAX_FORCED_VISITS).contains(&args.visits)
+    {
+        return Err(format!(
+            "gen: --visits must be in 1..={}",
+            skyscan_engine::synth::MAX_FORCED_VISITS
+        ));
+    }
     let started = Instant::now();
     let table = generate(args)?;
+    if table.rows() as u64 > MAX_GEN_ROWS {
+        return Err(format!(
+            "gen: {} rows over the limit {MAX_GEN_ROWS}; use fewer --rows or --visits",
+            table.rows()
+        ));
+    }
     let rows = table.rows() as u64;
     eprintln!(
         "gen: generated {} {} rows in {:.1} s",

@@ -1,18 +1,17 @@
-//! `skyscan load`: reads TSV/CSV (plain or gzip) or Parquet files of one
-//! table into memory, partitions them and publishes the table atomically
-//! (docs/loading.md).
+//! `skyscan load`: streams TSV/CSV (plain or gzip) or Parquet files of one
+//! table through the loader (bounded memory, spilling sorted runs), and
+//! publishes the table atomically (docs/loading.md).
 
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::time::Instant;
 
 use clap::{Args, ValueEnum};
 use skyscan_engine::catalog::{
-    Database, LoadOptions, Partitioning, TableDef, TableKind, load_table_in_memory,
+    DEFAULT_LOAD_MEMORY, Database, LoadOptions, Partitioning, TableDef, TableKind,
 };
-use skyscan_engine::ingest::parquet::{DEFAULT_MAX_MEMORY_BYTES, InputOptions, read_input_files};
 use skyscan_engine::ingest::schema::{SqlTable, parse_schema_file};
-use skyscan_engine::table::Table;
+use skyscan_engine::loader::{FileSource, Phase, Progress, load_source};
+use skyscan_format::TableSchema;
 
 /// The kind of table loaded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -75,8 +74,9 @@ pub struct LoadArgs {
     /// Threads reading and writing.
     #[arg(long, default_value_t = 2)]
     threads: usize,
-    /// Most bytes of column data held in memory (the loader is in-memory).
-    #[arg(long = "max-memory", default_value_t = DEFAULT_MAX_MEMORY_BYTES)]
+    /// Bytes of rows buffered in memory before sorted runs are spilled to the
+    /// load's staging area (inputs larger than memory load in bounded memory).
+    #[arg(long = "max-memory", default_value_t = DEFAULT_LOAD_MEMORY)]
     max_memory: u64,
     /// Input files: Parquet (recognized by its magic), else mysqldump TSV, or
     /// MySQL CSV for `*.csv`/`*.csv.gz`; gzip is detected.
@@ -102,13 +102,12 @@ fn pick_table(tables: Vec<SqlTable>, name: &str, file: &str) -> Result<SqlTable,
 }
 
 /// The table definition `args` describe.
-fn table_def(args: &LoadArgs, table: &Table) -> Result<TableDef, String> {
+fn table_def(args: &LoadArgs, schema: &TableSchema) -> Result<TableDef, String> {
     let partitioning = Partitioning {
         stripes: args.stripes,
         sub_stripes: args.sub_stripes,
         overlap_deg: args.overlap,
     };
-    let schema = &table.schema;
     match args.kind {
         KindArg::Director => {
             let ra = args.ra.as_deref().unwrap_or("ra");
@@ -150,37 +149,79 @@ fn table_def(args: &LoadArgs, table: &Table) -> Result<TableDef, String> {
     }
 }
 
-/// Refuses NULL positions in a director table's (or a positioned child's)
-/// position columns, naming the row.
-fn check_positions(def: &TableDef, table: &Table) -> Result<(), String> {
-    let columns = match &def.kind {
-        TableKind::Director {
-            ra_column,
-            decl_column,
-            ..
-        }
-        | TableKind::Child {
-            ra_column: Some(ra_column),
-            decl_column: Some(decl_column),
-            ..
-        } => [ra_column, decl_column],
-        _ => return Ok(()),
-    };
-    for name in columns {
-        let column = table
-            .column(name)
-            .ok_or_else(|| format!("table {}: no position column `{name}`", def.name))?;
-        if column.null_count() > 0
-            && let Some(row) = (0..column.len()).find(|&row| !column.is_valid(row))
-        {
-            return Err(format!(
-                "table {}: row {} (in input order), column `{name}`: NULL position",
-                def.name,
-                row + 1
-            ));
+/// Formats progress snapshots for stderr: one line rewritten in place
+/// about once a second on a terminal, a plain line every
+/// [`PLAIN_PROGRESS_SECONDS`] otherwise (logs, CI).
+pub struct ProgressLine {
+    terminal: bool,
+    last_plain: std::sync::Mutex<f64>,
+}
+
+/// Seconds between progress lines when stderr is not a terminal.
+pub const PLAIN_PROGRESS_SECONDS: f64 = 10.0;
+
+impl ProgressLine {
+    /// A progress line on stderr.
+    pub fn stderr() -> ProgressLine {
+        use std::io::IsTerminal;
+        ProgressLine {
+            terminal: std::io::stderr().is_terminal(),
+            last_plain: std::sync::Mutex::new(0.0),
         }
     }
-    Ok(())
+
+    /// The text of one progress report.
+    pub fn text(progress: &Progress) -> String {
+        let seconds = progress.elapsed.as_secs_f64().max(1e-9);
+        let rate = progress.rows_read as f64 / seconds;
+        let mb_s = progress.bytes_read as f64 / seconds / 1e6;
+        match progress.phase {
+            Phase::Reading => {
+                let eta = if progress.bytes_read > 0 && progress.total_bytes > progress.bytes_read {
+                    let left = (progress.total_bytes - progress.bytes_read) as f64;
+                    format!(
+                        ", ETA {:.0} s",
+                        left / (progress.bytes_read as f64 / seconds)
+                    )
+                } else {
+                    String::new()
+                };
+                let spilled = if progress.spilled_bytes > 0 {
+                    format!(", {:.0} MB spilled", progress.spilled_bytes as f64 / 1e6)
+                } else {
+                    String::new()
+                };
+                format!(
+                    "load: read {} rows ({:.1}%), {rate:.0} rows/s, {mb_s:.0} MB/s{spilled}{eta}",
+                    progress.rows_read,
+                    100.0 * progress.bytes_read as f64 / progress.total_bytes.max(1) as f64,
+                )
+            }
+            Phase::Writing | Phase::Done => format!(
+                "load: {} rows read; writing chunk files {}/{} ({seconds:.1} s)",
+                progress.rows_read, progress.chunks_written, progress.chunks_total
+            ),
+        }
+    }
+
+    /// Prints `progress` if it is time to.
+    pub fn report(&self, progress: &Progress) {
+        let text = Self::text(progress);
+        if self.terminal {
+            let end = if progress.phase == Phase::Done {
+                "\n"
+            } else {
+                ""
+            };
+            eprint!("\r\x1b[2K{text}{end}");
+        } else if let Ok(mut last) = self.last_plain.lock() {
+            let now = progress.elapsed.as_secs_f64();
+            if now - *last >= PLAIN_PROGRESS_SECONDS || progress.phase == Phase::Done {
+                *last = now;
+                eprintln!("{text}");
+            }
+        }
+    }
 }
 
 /// Runs `skyscan load`.
@@ -201,35 +242,8 @@ pub fn run(args: &LoadArgs) -> Result<(), String> {
     )
     .map_err(|e| fail(&e))?;
     let started = Instant::now();
-    let last = Mutex::new(Instant::now());
-    let progress = |rows: u64| {
-        if let Ok(mut last) = last.lock()
-            && last.elapsed().as_secs_f64() >= 1.0
-        {
-            *last = Instant::now();
-            let seconds = started.elapsed().as_secs_f64();
-            eprintln!(
-                "load: read {rows} rows ({:.0} rows/s)",
-                rows as f64 / seconds.max(1e-9)
-            );
-        }
-    };
-    let options = InputOptions {
-        threads: args.threads,
-        max_memory_bytes: args.max_memory,
-        ..InputOptions::default()
-    };
-    let table = read_input_files(&args.inputs, &sql, &options, &progress).map_err(|e| fail(&e))?;
-    let read_seconds = started.elapsed().as_secs_f64();
-    eprintln!(
-        "load: read {} rows ({} bytes of columns) from {} files in {read_seconds:.2} s ({:.0} rows/s); partitioning and writing",
-        table.rows(),
-        table.raw_bytes(),
-        args.inputs.len(),
-        table.rows() as f64 / read_seconds.max(1e-9)
-    );
-    let def = table_def(args, &table).map_err(|e| fail(&e))?;
-    check_positions(&def, &table).map_err(|e| fail(&e))?;
+    let source = FileSource::new(&args.inputs, &sql, b',').map_err(|e| fail(&e))?;
+    let def = table_def(args, &sql.schema).map_err(|e| fail(&e))?;
     let db = if args.db.join("CURRENT").exists() {
         Database::open(&args.db)
     } else {
@@ -239,12 +253,26 @@ pub fn run(args: &LoadArgs) -> Result<(), String> {
     let load_options = LoadOptions {
         threads: args.threads,
         replace: args.replace,
+        memory_budget_bytes: args.max_memory,
+        direct_writes: true,
+        // The director index builders spill too: a quarter of the budget
+        // (at most the default 256 MiB) keeps the whole load near it.
+        index_memory_bytes: usize::try_from(args.max_memory / 4)
+            .unwrap_or(usize::MAX)
+            .clamp(skyscan_engine::director::MIN_MEMORY_BUDGET, 256 << 20),
         ..LoadOptions::default()
     };
-    let write_started = Instant::now();
-    let summary = load_table_in_memory(&db, &args.database, def, &table, &load_options)
-        .map_err(|e| fail(&e))?;
-    let write_seconds = write_started.elapsed().as_secs_f64();
+    let mut load = if args.replace {
+        db.begin_replace(&args.database, def)
+    } else {
+        db.begin_load(&args.database, def)
+    }
+    .map_err(|e| fail(&e))?;
+    let line = ProgressLine::stderr();
+    let report = |progress: &Progress| line.report(progress);
+    let mut summary =
+        load_source(&mut load, &source, &load_options, Some(&report)).map_err(|e| fail(&e))?;
+    summary.generation = load.commit().map_err(|e| fail(&e))?.generation;
     let total = started.elapsed().as_secs_f64();
     println!(
         "loaded {}.{}: {} rows, {} overlap rows, {} chunks, {} bytes of chunk files{}, \
@@ -263,9 +291,47 @@ pub fn run(args: &LoadArgs) -> Result<(), String> {
         summary.generation
     );
     println!(
-        "time: read {read_seconds:.2} s, partition+write+publish {write_seconds:.2} s, total \
-         {total:.2} s ({:.0} rows/s)",
-        summary.rows as f64 / total.max(1e-9)
+        "time: {total:.2} s (read + place {:.2} s, merge + encode + write {:.2} s; {:.0} rows/s, \
+         {:.0} MB/s of input); spilled {} bytes in {} runs",
+        summary.read_time.as_secs_f64(),
+        summary.write_time.as_secs_f64(),
+        summary.rows as f64 / total.max(1e-9),
+        source.total_bytes() as f64 / total.max(1e-9) / 1e6,
+        summary.spilled_bytes,
+        summary.spilled_segments
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn snapshot(phase: Phase, bytes_read: u64) -> Progress {
+        Progress {
+            phase,
+            rows_read: 2_000_000,
+            bytes_read,
+            total_bytes: 400_000_000,
+            spilled_bytes: 50_000_000,
+            chunks_written: 3,
+            chunks_total: 9,
+            elapsed: Duration::from_secs(2),
+        }
+    }
+
+    #[test]
+    fn progress_text_has_rate_throughput_and_eta() {
+        let text = ProgressLine::text(&snapshot(Phase::Reading, 100_000_000));
+        assert!(text.contains("read 2000000 rows (25.0%)"), "{text}");
+        assert!(text.contains("1000000 rows/s"), "{text}");
+        assert!(text.contains("50 MB/s"), "{text}");
+        assert!(text.contains("50 MB spilled"), "{text}");
+        assert!(text.contains("ETA 6 s"), "{text}");
+        let done = ProgressLine::text(&snapshot(Phase::Reading, 400_000_000));
+        assert!(!done.contains("ETA"), "{done}");
+        let writing = ProgressLine::text(&snapshot(Phase::Writing, 400_000_000));
+        assert!(writing.contains("writing chunk files 3/9"), "{writing}");
+    }
 }

@@ -792,6 +792,16 @@ impl Load {
         Ok(())
     }
 
+    /// A scratch directory for the loader's spilled runs, inside this load's
+    /// staging area on spindle 0 (created if absent). Whatever the loader
+    /// leaves there is removed with the staging area when the load is
+    /// dropped; the loader empties it before [`Load::commit`].
+    pub fn scratch_dir(&self) -> Result<PathBuf> {
+        let dir = self.staging_dir(0).join(".spill");
+        std::fs::create_dir_all(&dir).map_err(|e| CatalogError::io(&dir, "create", e))?;
+        Ok(dir)
+    }
+
     /// Where the loader writes the director index (director tables only):
     /// `director.idx` in staging on spindle 0.
     pub fn director_index_path(&self) -> Result<PathBuf> {

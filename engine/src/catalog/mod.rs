@@ -31,7 +31,9 @@ use std::io;
 use std::path::PathBuf;
 
 pub use db::{CommitStep, Database, Load};
-pub use load::{LoadOptions, LoadSummary, load_table_in_memory, write_table_into_load};
+pub use load::{
+    DEFAULT_LOAD_MEMORY, LoadOptions, LoadSummary, load_table_in_memory, write_table_into_load,
+};
 pub use meta::{
     CATALOG_FORMAT, CATALOG_VERSION, Catalog, ChunkEntry, ColumnDef, DatabaseEntry,
     DirectorIndexEntry, MAX_SCAN_RATING, Partitioning, REPLICATED_CHUNK_ID, TableDef, TableEntry,

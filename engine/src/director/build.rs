@@ -179,6 +179,24 @@ impl DirectorIndexBuilder {
         Ok(())
     }
 
+    /// Takes over everything `other` collected (its spilled runs and its
+    /// buffered entries), so that builders filled by several threads finish
+    /// as one index.
+    pub fn absorb(&mut self, mut other: DirectorIndexBuilder) -> Result<()> {
+        if self.entries + other.entries > MAX_ENTRIES {
+            return Err(DirectorError::Limit(format!(
+                "more than {MAX_ENTRIES} entries"
+            )));
+        }
+        self.runs.append(&mut other.runs);
+        self.stats.spilled_runs += other.stats.spilled_runs;
+        self.entries += other.entries - other.buffer.len() as u64;
+        for entry in std::mem::take(&mut other.buffer) {
+            self.add(entry.object_id, entry.chunk_id, entry.sub_chunk_id)?;
+        }
+        Ok(())
+    }
+
     fn spill_dir(&self) -> PathBuf {
         self.options
             .spill_dir

@@ -580,9 +580,9 @@ pub fn read_input_files(
                     source_name: sql.name().to_string(),
                     line: 0,
                     message: format!(
-                        "the input needs more than {} bytes of memory (the in-memory loader's \
-                         cap); load it in parts or raise the cap — the streaming, spilling \
-                         loader is future work",
+                        "the input needs more than {} bytes of memory (the cap of this \
+                         in-memory reader); raise the cap, or load through the streaming \
+                         loader (`skyscan load`, `loader::FileSource`), which spills",
                         options.max_memory_bytes
                     ),
                 });

@@ -17,13 +17,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use skyscan_format::{ColumnData, MinMax, RowGroupSet};
+use skyscan_format::{Bitmap, ColumnData, MinMax, RowGroupSet};
 use skyscan_kernel::agg::{AggLimits, Aggregator};
-use skyscan_kernel::batch::{Batch, selection_of};
-use skyscan_kernel::build::{append_rows, cast_column, repeat_scalar};
+use skyscan_kernel::batch::{Batch, bitmap_and, bitmap_from_fn, selection_of};
+use skyscan_kernel::build::{append_rows, cast_column, f64_values, repeat_scalar};
 use skyscan_kernel::eval::{eval, eval_filter};
 use skyscan_kernel::expr::{AggFunc, BinaryOp, Expr};
-use skyscan_kernel::sort::{SortKey, sorted_indices};
+use skyscan_kernel::sort::{SortKey, sorted_indices, sorted_subset};
 use skyscan_kernel::take::take;
 use skyscan_kernel::value::{DataType, Scalar};
 
@@ -33,7 +33,7 @@ use super::plan::{Body, SelectPlan, StatPredicate, TablePlan, localize};
 use super::scope::{Placement, Source};
 use super::{Progress, ResultSink};
 use crate::catalog::REPLICATED_CHUNK_ID;
-use crate::scan::{CancelToken, PlainOptions, run_plain};
+use crate::scan::{CancelToken, PlainOptions, QueryHandle, QueryOptions, ScanEngine, run_plain};
 use crate::storage::{
     ChunkMeta, ChunkTask, ReadPlan, RowGroupBatch, ScanQuery, Storage, StorageError, TableHandle,
 };
@@ -41,11 +41,62 @@ use crate::storage::{
 /// Rows of one result batch handed to the sink.
 const SINK_BATCH_ROWS: usize = 65_536;
 
+/// How scans run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ScanPath {
+    /// Shared-scan convoys for scans (interactive queries bypass them).
+    #[default]
+    Convoy,
+    /// Every query on the plain path with [`ExecOptions::threads`] workers
+    /// (the pre-convoy path: benchmarks of single queries, tests).
+    Plain,
+}
+
+/// A scan in progress on either path.
+enum Running {
+    Convoy(QueryHandle),
+    Plain(Option<std::thread::JoinHandle<crate::storage::Result<crate::scan::ScanReport>>>),
+}
+
+impl Running {
+    fn cancel(&self, satisfied: &CancelToken) {
+        match self {
+            Running::Convoy(handle) => handle.cancel(),
+            // The plain path watches `satisfied` (joined into its token).
+            Running::Plain(_) => satisfied.cancel(),
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        match self {
+            Running::Convoy(handle) => handle.is_done(),
+            Running::Plain(handle) => handle.as_ref().is_none_or(|h| h.is_finished()),
+        }
+    }
+
+    fn wait(&mut self) -> crate::storage::Result<crate::scan::ScanReport> {
+        match self {
+            Running::Convoy(handle) => handle.wait(),
+            Running::Plain(handle) => match handle.take() {
+                Some(h) => h
+                    .join()
+                    .unwrap_or_else(|_| Err(StorageError::task("the scan thread panicked"))),
+                None => Err(StorageError::Cancelled),
+            },
+        }
+    }
+}
+
 /// Limits and controls of one execution.
 #[derive(Clone)]
 pub struct ExecOptions {
-    /// Worker threads of the scan.
+    /// Worker threads of the plain path (convoys use the scan engine's).
     pub threads: usize,
+    /// Convoys or the plain path for scans.
+    pub path: ScanPath,
+    /// Most bytes the query may hold (read buffers of a chunk plus queued
+    /// results), enforced by the scan layer.
+    pub max_memory_bytes: Option<u64>,
     /// Cancels the query.
     pub cancel: CancelToken,
     /// Fails the query when reached.
@@ -66,6 +117,7 @@ impl std::fmt::Debug for ExecOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ExecOptions")
             .field("threads", &self.threads)
+            .field("path", &self.path)
             .field("deadline", &self.deadline)
             .field("max_result_rows", &self.max_result_rows)
             .field("max_result_bytes", &self.max_result_bytes)
@@ -78,6 +130,8 @@ impl Default for ExecOptions {
     fn default() -> Self {
         ExecOptions {
             threads: 2,
+            path: ScanPath::Convoy,
+            max_memory_bytes: None,
             cancel: CancelToken::new(),
             deadline: None,
             max_result_rows: 100_000_000,
@@ -332,6 +386,8 @@ struct Task {
     /// Join mode: the filtered rows of each scan table.
     buffers: Vec<TableRows>,
     error: Option<QueryError>,
+    /// Top-k: the first sort key of the chunk's current k-th row.
+    top_threshold: Option<f64>,
 }
 
 impl Task {
@@ -393,11 +449,11 @@ impl Task {
                         }
                         _ => kernel_batch,
                     };
-                    // ORDER BY … LIMIT k: only this row group's best k go on.
+                    // ORDER BY … LIMIT k: only this row group's best k go on,
+                    // and once the chunk holds k rows, only rows not worse than
+                    // its k-th on the first key are even sorted.
                     let best;
-                    if let Some(k) = program.chunk_top
-                        && input.rows > k
-                    {
+                    if let Some(k) = program.chunk_top {
                         let order_exprs: Vec<Expr> = program
                             .plan
                             .order
@@ -405,27 +461,69 @@ impl Task {
                             .map(|&(index, _)| exprs[index].clone())
                             .collect();
                         let key_columns = project(&order_exprs, &input)?;
-                        let keys = key_columns
-                            .iter()
-                            .zip(&program.plan.order)
-                            .map(|(column, &(_, descending))| SortKey::new(column, descending))
-                            .collect::<Result<Vec<_>, _>>()?;
-                        let top = sorted_indices(&keys, input.rows, Some(k));
-                        best = compact(input.columns, needed, &top)?;
-                        input = Batch {
-                            columns: &best,
-                            rows: top.len(),
-                            ..input
+                        let candidates: Vec<u32> = match self.top_threshold {
+                            Some(threshold) => {
+                                let first = &key_columns[0];
+                                let descending = program.plan.order[0].1;
+                                let values = f64_values(first);
+                                let not_worse = if descending {
+                                    bitmap_from_fn(&values, |v| v >= threshold || v.is_nan())
+                                } else {
+                                    bitmap_from_fn(&values, |v| v <= threshold)
+                                };
+                                let keep = match first.validity() {
+                                    // NULL sorts first: best in ASC, worst in DESC.
+                                    Some(validity) if !descending => {
+                                        let words = not_worse
+                                            .words()
+                                            .iter()
+                                            .zip(validity.words())
+                                            .map(|(&w, &v)| w | !v)
+                                            .collect();
+                                        Bitmap::from_words(words, input.rows)
+                                    }
+                                    Some(validity) => bitmap_and(&not_worse, validity),
+                                    None => not_worse,
+                                };
+                                selection_of(&keep)
+                            }
+                            None => (0..input.rows as u32).collect(),
                         };
+                        if candidates.is_empty() {
+                            return Ok(());
+                        }
+                        if candidates.len() < input.rows || input.rows > k {
+                            let keys = key_columns
+                                .iter()
+                                .zip(&program.plan.order)
+                                .map(|(column, &(_, descending))| SortKey::new(column, descending))
+                                .collect::<Result<Vec<_>, _>>()?;
+                            let top = sorted_subset(&keys, candidates, Some(k));
+                            best = compact(input.columns, needed, &top)?;
+                            input = Batch {
+                                columns: &best,
+                                rows: top.len(),
+                                ..input
+                            };
+                        }
                     }
                     let projected = project(exprs, &input)?;
                     for (column, new) in columns.iter_mut().zip(&projected) {
                         append_rows(column, new, None)?;
                     }
                     if let Some(k) = program.chunk_top
-                        && columns.first().map_or(0, ColumnData::len) > k.max(1024) * 4
+                        && columns.first().map_or(0, ColumnData::len)
+                            >= k.saturating_mul(2).max(k + 1)
                     {
                         *columns = top_rows(std::mem::take(columns), &program.plan.order, k)?;
+                        // The k-th row's first key bounds what can still enter.
+                        let (index, _) = program.plan.order[0];
+                        if columns[0].len() == k && k > 0 {
+                            let key = &columns[index];
+                            if key.is_valid(k - 1) {
+                                self.top_threshold = f64_values(key).get(k - 1).copied();
+                            }
+                        }
                     }
                 }
                 _ => {}
@@ -500,9 +598,20 @@ impl Task {
             chunk_id: self.chunk_id,
             sub_chunk_id: 0,
         };
-        let selection = match &plan.residual {
-            Some(residual) => Some(selection_of(&eval_filter(residual, &batch)?)),
-            None => None,
+        // Conditions the join did not enforce itself.
+        let remaining: Vec<Expr> = plan
+            .residual
+            .iter()
+            .filter(|part| part.edge.is_none_or(|edge| !joined.enforced[edge]))
+            .map(|part| part.expr.clone())
+            .collect();
+        let selection = if remaining.is_empty() {
+            None
+        } else {
+            Some(selection_of(&eval_filter(
+                &Expr::and_all(remaining),
+                &batch,
+            )?))
         };
         if selection.as_ref().is_some_and(Vec::is_empty) {
             return Ok(());
@@ -574,7 +683,8 @@ fn top_rows(
         .collect()
 }
 
-/// The merge side of an execution.
+/// The merge side of an execution; it runs in the calling thread and owns
+/// the sink.
 struct Merge<'s> {
     sink: &'s mut (dyn ResultSink + Send),
     /// Rows collected for the final sort, or aggregation state.
@@ -586,32 +696,31 @@ struct Merge<'s> {
     remaining: u64,
     bytes_held: u64,
     rows_out: u64,
-}
-
-/// The query as the scan layer sees it.
-struct Query<'s> {
-    program: Arc<Program>,
-    handles: Vec<TableHandle>,
-    chunks: Vec<i32>,
-    merge: Mutex<Merge<'s>>,
+    /// Rows go to the sink as chunks finish (no ORDER BY, no aggregation).
     streaming: bool,
     /// Set when LIMIT is satisfied: the scan is stopped on purpose.
     satisfied: CancelToken,
-    done: AtomicU64,
 }
 
-impl Query<'_> {
-    fn merge_out(&self, out: ChunkOut) -> Result<()> {
-        let mut merge = match self.merge.lock() {
-            Ok(m) => m,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        let options = &self.program.options;
+impl ChunkOut {
+    /// Bytes a queued output holds (for the per-query memory limit).
+    fn bytes(&self) -> u64 {
+        match self {
+            ChunkOut::Rows(columns) => columns.iter().map(bytes_of).sum(),
+            ChunkOut::Agg(agg) => agg.groups() as u64 * 64,
+            ChunkOut::Count(_) => 0,
+        }
+    }
+}
+
+impl Merge<'_> {
+    fn merge_out(&mut self, program: &Program, out: ChunkOut) -> Result<()> {
+        let options = &program.options;
         match out {
-            ChunkOut::Count(n) => merge.count += n,
-            ChunkOut::Agg(partial) => match merge.agg.as_mut() {
+            ChunkOut::Count(n) => self.count += n,
+            ChunkOut::Agg(partial) => match self.agg.as_mut() {
                 Some(agg) => agg.merge(*partial)?,
-                None => merge.agg = Some(*partial),
+                None => self.agg = Some(*partial),
             },
             ChunkOut::Rows(columns) => {
                 let rows = columns.first().map_or(0, ColumnData::len) as u64;
@@ -619,9 +728,9 @@ impl Query<'_> {
                     return Ok(());
                 }
                 if self.streaming {
-                    let skip = merge.skip.min(rows);
-                    merge.skip -= skip;
-                    let send = (rows - skip).min(merge.remaining);
+                    let skip = self.skip.min(rows);
+                    self.skip -= skip;
+                    let send = (rows - skip).min(self.remaining);
                     if send > 0 {
                         let indices: Vec<u32> = (skip as u32..(skip + send) as u32).collect();
                         let part = if skip == 0 && send == rows {
@@ -635,43 +744,41 @@ impl Query<'_> {
                                 })
                                 .collect::<Result<Vec<_>>>()?
                         };
-                        merge.remaining -= send;
-                        merge.rows_out += send;
-                        if merge.rows_out > options.max_result_rows {
+                        self.remaining -= send;
+                        self.rows_out += send;
+                        if self.rows_out > options.max_result_rows {
                             return Err(QueryError::limit(format!(
                                 "the result has more than {} rows (the result row limit)",
                                 options.max_result_rows
                             )));
                         }
-                        let visible = self.program.plan.columns.len();
-                        merge.sink.batch(part.into_iter().take(visible).collect())?;
+                        let visible = program.plan.columns.len();
+                        self.sink.batch(part.into_iter().take(visible).collect())?;
                     }
-                    if merge.remaining == 0 {
+                    if self.remaining == 0 {
                         self.satisfied.cancel();
                     }
                 } else {
-                    merge.bytes_held += columns.iter().map(bytes_of).sum::<u64>();
-                    if merge.bytes_held > options.max_result_bytes {
+                    self.bytes_held += columns.iter().map(bytes_of).sum::<u64>();
+                    if self.bytes_held > options.max_result_bytes {
                         return Err(QueryError::limit(format!(
                             "the result and sort buffers exceed {} bytes (the result memory limit)",
                             options.max_result_bytes
                         )));
                     }
-                    match merge.collected.as_mut() {
+                    match self.collected.as_mut() {
                         Some(existing) => {
                             for (column, new) in existing.iter_mut().zip(&columns) {
                                 append_rows(column, new, None)?;
                             }
                         }
-                        None => merge.collected = Some(columns),
+                        None => self.collected = Some(columns),
                     }
-                    if let (Some(k), Some(existing)) =
-                        (self.program.chunk_top, merge.collected.as_mut())
+                    if let (Some(k), Some(existing)) = (program.chunk_top, self.collected.as_mut())
                         && existing.first().map_or(0, ColumnData::len) > k.max(4096) * 2
                     {
-                        *existing =
-                            top_rows(std::mem::take(existing), &self.program.plan.order, k)?;
-                        merge.bytes_held = existing.iter().map(bytes_of).sum();
+                        *existing = top_rows(std::mem::take(existing), &program.plan.order, k)?;
+                        self.bytes_held = existing.iter().map(bytes_of).sum();
                     }
                 }
             }
@@ -680,7 +787,19 @@ impl Query<'_> {
     }
 }
 
-impl ScanQuery for Query<'_> {
+/// The query as the scan layer sees it: tasks per chunk, their outputs
+/// sent to the merge in the calling thread.
+struct Query {
+    program: Arc<Program>,
+    handles: Vec<TableHandle>,
+    chunks: Vec<i32>,
+    sender: std::sync::mpsc::Sender<ChunkOut>,
+    /// Bytes of outputs sent and not yet merged.
+    queued_bytes: AtomicU64,
+    done: AtomicU64,
+}
+
+impl ScanQuery for Query {
     fn tables(&self) -> &[TableHandle] {
         &self.handles
     }
@@ -696,6 +815,7 @@ impl ScanQuery for Query<'_> {
             out: Some(self.program.empty_out()),
             buffers: vec![TableRows::default(); self.handles.len()],
             error: None,
+            top_threshold: None,
         }))
     }
 
@@ -704,20 +824,24 @@ impl ScanQuery for Query<'_> {
         let mut task = any
             .downcast::<Task>()
             .map_err(|_| StorageError::task("a task of another query was handed back"))?;
-        let outcome = (|| -> Result<()> {
+        let outcome = (|| -> Result<Option<ChunkOut>> {
             if let Some(err) = task.error.take() {
                 return Err(err);
             }
             if matches!(self.program.shape, Shape::Join) {
                 task.finish_join()?;
             }
-            if let Some(out) = task.out.take() {
-                self.merge_out(out)?;
-            }
-            Ok(())
+            Ok(task.out.take())
         })();
-        outcome.map_err(|e| StorageError::Task(Box::new(e)))?;
-        let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+        let out = outcome.map_err(|e| StorageError::Task(Box::new(e)))?;
+        // Counted before the output is sent, so that the merge, on receiving
+        // the last output, sees every chunk done.
+        let done = self.done.fetch_add(1, Ordering::AcqRel) + 1;
+        if let Some(out) = out {
+            self.queued_bytes.fetch_add(out.bytes(), Ordering::Relaxed);
+            // The merge has gone (it failed or was satisfied): stop.
+            self.sender.send(out).map_err(|_| StorageError::Cancelled)?;
+        }
         if let Some(progress) = &self.program.options.progress {
             progress(Progress {
                 chunks_done: done,
@@ -729,10 +853,7 @@ impl ScanQuery for Query<'_> {
     }
 
     fn memory_bytes(&self) -> u64 {
-        match self.merge.lock() {
-            Ok(m) => m.bytes_held,
-            Err(poisoned) => poisoned.into_inner().bytes_held,
-        }
+        self.queued_bytes.load(Ordering::Relaxed)
     }
 }
 
@@ -896,7 +1017,7 @@ fn load_whole(
 
 /// Runs `plan`, sending its rows to `sink`.
 pub fn execute_select(
-    storage: &Storage,
+    scan: &ScanEngine,
     plan: SelectPlan,
     options: &ExecOptions,
     sink: &mut (dyn ResultSink + Send),
@@ -908,7 +1029,7 @@ pub fn execute_select(
     if !plan.empty {
         for (t, table) in plan.scope.tables.iter().enumerate() {
             if table.placement == Placement::Whole {
-                whole[t] = Some(Arc::new(load_whole(storage, &plan, t, options)?));
+                whole[t] = Some(Arc::new(load_whole(scan.storage(), &plan, t, options)?));
             }
         }
     }
@@ -972,6 +1093,7 @@ pub fn execute_select(
     };
 
     let mut stats = ExecStats::default();
+    let satisfied = CancelToken::new();
     let mut merge = Merge {
         sink,
         collected: None,
@@ -981,13 +1103,10 @@ pub fn execute_select(
         remaining: plan.limit.unwrap_or(u64::MAX),
         bytes_held: 0,
         rows_out: 0,
+        streaming,
+        satisfied: satisfied.clone(),
     };
-    let scan_tables: Vec<usize> =
-        if matches!(shape, Shape::Single { .. }) || !partitioned.is_empty() {
-            partitioned.clone()
-        } else {
-            Vec::new()
-        };
+    let scan_tables: Vec<usize> = partitioned.clone();
     let program = Arc::new(Program {
         plan,
         shape,
@@ -1007,6 +1126,7 @@ pub fn execute_select(
             out: Some(program.empty_out()),
             buffers: Vec::new(),
             error: None,
+            top_threshold: None,
         };
         if program.plan.scope.tables.is_empty() {
             // SELECT without FROM: one row of nothing.
@@ -1027,19 +1147,9 @@ pub fn execute_select(
         } else {
             task.finish_join()?;
         }
-        let query = Query {
-            program: Arc::clone(&program),
-            handles: Vec::new(),
-            chunks: Vec::new(),
-            merge: Mutex::new(merge),
-            streaming,
-            satisfied: CancelToken::new(),
-            done: AtomicU64::new(0),
-        };
         if let Some(out) = task.out.take() {
-            query.merge_out(out)?;
+            merge.merge_out(&program, out)?;
         }
-        merge = query.merge.into_inner().unwrap_or_else(|p| p.into_inner());
     } else {
         let handles: Vec<TableHandle> = scan_tables
             .iter()
@@ -1061,23 +1171,107 @@ pub fn execute_select(
             }
         };
         stats.chunks_total = chunks.len() as u64;
-        let satisfied = CancelToken::new();
-        let query = Query {
+        let interactive = chunks.len() < scan.config().interactive_max_chunks;
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let query = Arc::new(Query {
             program: Arc::clone(&program),
             handles,
             chunks,
-            merge: Mutex::new(merge),
-            streaming,
-            satisfied: satisfied.clone(),
+            sender,
+            queued_bytes: AtomicU64::new(0),
             done: AtomicU64::new(0),
-        };
+        });
         let plain = PlainOptions {
             threads: options.threads,
             cancel: options.cancel.joined(&satisfied),
             deadline: options.deadline,
-            max_memory_bytes: None,
+            max_memory_bytes: options.max_memory_bytes,
         };
-        match run_plain(storage, &query, &plain) {
+        let merge_one = |merge: &mut Merge<'_>, out: ChunkOut| -> Result<()> {
+            query.queued_bytes.fetch_sub(
+                out.bytes().min(query.queued_bytes.load(Ordering::Relaxed)),
+                Ordering::Relaxed,
+            );
+            merge.merge_out(&program, out)
+        };
+        let outcome: std::result::Result<crate::scan::ScanReport, StorageError> = if interactive {
+            // Few chunks: in this thread, merged afterwards (small results).
+            let report = run_plain(scan.storage(), query.as_ref(), &plain);
+            while let Ok(out) = receiver.try_recv() {
+                merge_one(&mut merge, out)?;
+            }
+            report
+        } else {
+            // A scan: the convoys (or the plain path in a worker), merged as chunks finish.
+            let control = match options.path {
+                ScanPath::Convoy => {
+                    let submitted = scan.submit(
+                        Arc::clone(&query) as Arc<dyn ScanQuery>,
+                        QueryOptions {
+                            time_limit: options
+                                .deadline
+                                .map(|d| d.saturating_duration_since(Instant::now())),
+                            max_memory_bytes: options.max_memory_bytes,
+                            class: None,
+                        },
+                    )?;
+                    Running::Convoy(submitted)
+                }
+                ScanPath::Plain => {
+                    let worker_query = Arc::clone(&query);
+                    let storage = Arc::clone(scan.storage());
+                    let worker_options = plain.clone();
+                    let handle = std::thread::Builder::new()
+                        .name("plain-scan".to_string())
+                        .spawn(move || run_plain(&storage, worker_query.as_ref(), &worker_options))
+                        .map_err(|e| {
+                            QueryError::new(
+                                ErrorKind::Io,
+                                format!("cannot start a scan thread: {e}"),
+                            )
+                        })?;
+                    Running::Plain(Some(handle))
+                }
+            };
+            let mut control = control;
+            let mut failure: Option<QueryError> = None;
+            let total = query.chunks.len() as u64;
+            loop {
+                match receiver.recv_timeout(std::time::Duration::from_millis(5)) {
+                    Ok(out) => {
+                        if let Err(err) = merge_one(&mut merge, out) {
+                            failure = Some(err);
+                            control.cancel(&satisfied);
+                            break;
+                        }
+                        // Every chunk delivered: no need to wait for the next poll.
+                        if query.done.load(Ordering::Acquire) >= total {
+                            break;
+                        }
+                    }
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                        if options.cancel.is_cancelled() || satisfied.is_cancelled() {
+                            control.cancel(&satisfied);
+                        }
+                        if control.is_done() {
+                            break;
+                        }
+                    }
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+            }
+            if let Some(err) = failure {
+                drop(receiver);
+                let _ = control.wait();
+                return Err(err);
+            }
+            let report = control.wait();
+            while let Ok(out) = receiver.try_recv() {
+                merge_one(&mut merge, out)?;
+            }
+            report
+        };
+        match outcome {
             Ok(report) => {
                 stats.bytes_read = report.read.cached_bytes + report.read.direct_bytes;
                 stats.row_groups = report.row_groups;
@@ -1089,7 +1283,6 @@ pub fn execute_select(
             Err(err) => return Err(err.into()),
         }
         stats.chunks = query.done.load(Ordering::Relaxed);
-        merge = query.merge.into_inner().unwrap_or_else(|p| p.into_inner());
     }
 
     finalize(&program, merge, &mut stats)?;

@@ -7,10 +7,15 @@
 //! The result is, per table, the row index of every joined row; the caller
 //! gathers the columns it needs.
 
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
 use skyscan_format::ColumnData;
 use skyscan_kernel::agg::KeyEncoder;
 use skyscan_kernel::build::{cast_column, f64_values, i64_values};
 use skyscan_kernel::hash::FxHashMap;
+use skyscan_kernel::spatial::ang_sep::Within;
+use skyscan_kernel::spatial::join::{JoinParams, NeighbourJoin};
 use skyscan_kernel::take::take;
 use skyscan_kernel::value::DataType;
 
@@ -46,6 +51,9 @@ pub struct Joined {
     pub indices: Vec<Vec<u32>>,
     /// Number of joined rows.
     pub rows: usize,
+    /// Per join edge, whether the join itself enforced its condition (so
+    /// the cross-table filter need not test it again).
+    pub enforced: Vec<bool>,
 }
 
 /// Joins `inputs` (one per table of the scope) under `edges`, producing at
@@ -55,6 +63,7 @@ pub fn join(inputs: &[&TableRows], edges: &[JoinEdge], max_rows: usize) -> Resul
     let mut joined = Joined {
         indices: vec![Vec::new(); tables],
         rows: 0,
+        enforced: vec![false; edges.len()],
     };
     // Inner joins: a table without rows (in this chunk) joins to nothing.
     if tables == 0 || inputs.iter().any(|t| t.rows == 0) {
@@ -100,32 +109,58 @@ pub fn join(inputs: &[&TableRows], edges: &[JoinEdge], max_rows: usize) -> Resul
                 _ => None,
             })
             .collect();
-        let near = edges.iter().find_map(|e| match e {
+        let near = edges.iter().enumerate().find_map(|(index, e)| match e {
             JoinEdge::Near {
                 own,
                 partner,
                 own_position,
                 partner_position,
                 radius_deg,
-                ..
-            } if *partner == next && done[*own] => {
-                Some((*own, *own_position, *partner_position, *radius_deg))
-            }
+                inclusive,
+                by_sub_chunk,
+            } if *partner == next && done[*own] => Some((
+                index,
+                *own,
+                *own_position,
+                *partner_position,
+                NearSpec {
+                    radius_deg: *radius_deg,
+                    inclusive: *inclusive,
+                    by_sub_chunk: *by_sub_chunk,
+                },
+            )),
             JoinEdge::Near {
                 own,
                 partner,
                 own_position,
                 partner_position,
                 radius_deg,
-                ..
-            } if *own == next && done[*partner] => {
-                Some((*partner, *partner_position, *own_position, *radius_deg))
-            }
+                inclusive,
+                by_sub_chunk,
+            } if *own == next && done[*partner] => Some((
+                index,
+                *partner,
+                *partner_position,
+                *own_position,
+                NearSpec {
+                    radius_deg: *radius_deg,
+                    inclusive: *inclusive,
+                    by_sub_chunk: *by_sub_chunk,
+                },
+            )),
             _ => None,
         });
         let pairs: Vec<(u32, u32)> = if !equi.is_empty() {
+            for (index, edge) in edges.iter().enumerate() {
+                if let JoinEdge::Equi { left, right } = edge
+                    && ((left.0 == next && done[right.0]) || (right.0 == next && done[left.0]))
+                {
+                    joined.enforced[index] = true;
+                }
+            }
             hash_join(inputs, &joined, &equi, next, max_rows)?
-        } else if let Some((joined_table, joined_position, next_position, radius)) = near {
+        } else if let Some((index, joined_table, joined_position, next_position, spec)) = near {
+            joined.enforced[index] = true;
             near_join(
                 inputs,
                 &joined,
@@ -133,7 +168,7 @@ pub fn join(inputs: &[&TableRows], edges: &[JoinEdge], max_rows: usize) -> Resul
                 joined_position,
                 next,
                 next_position,
-                radius,
+                spec,
                 max_rows,
             )?
         } else {
@@ -276,9 +311,56 @@ fn hash_join(
     Ok(pairs)
 }
 
-/// Candidate pairs within `radius_deg` (a superset decided exactly by the
-/// residual `scisql_angSep` condition): a sweep over declination with a
-/// chord-length test on unit vectors.
+/// Positions of one side as doubles, NULL rows as NaN (the kernel skips
+/// invalid positions, as `scisql_angSep` gives NULL for them).
+fn positions(column: &ColumnData) -> Vec<f64> {
+    let mut values = f64_values(column).into_owned();
+    if let Some(validity) = column.validity() {
+        for (row, value) in values.iter_mut().enumerate() {
+            if !validity.get(row) {
+                *value = f64::NAN;
+            }
+        }
+    }
+    values
+}
+
+thread_local! {
+    /// The join kernel's scratch, reused by every chunk a worker runs (fresh
+    /// pages are slow to come by on this VM; MEASURED.md).
+    static NEIGHBOURS: RefCell<(NeighbourJoin, Vec<u32>, Vec<u32>)> =
+        RefCell::new((NeighbourJoin::new(), Vec::new(), Vec::new()));
+}
+
+/// The condition of a near-neighbour join step.
+#[derive(Debug, Clone, Copy)]
+struct NearSpec {
+    radius_deg: f64,
+    inclusive: bool,
+    by_sub_chunk: bool,
+}
+
+/// The rows of each sub-chunk, by the subChunkId pseudo-column (the last
+/// slot of a partitioned table's rows).
+fn rows_by_sub_chunk(rows: &TableRows) -> Result<BTreeMap<i64, Vec<u32>>> {
+    let index = rows
+        .columns
+        .len()
+        .checked_sub(1)
+        .ok_or_else(|| QueryError::internal("no subChunkId column"))?;
+    let sub_chunks = i64_values(rows.column(index)?)?;
+    let mut groups: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
+    for (row, &sub) in sub_chunks.iter().enumerate() {
+        groups.entry(sub).or_default().push(row as u32);
+    }
+    Ok(groups)
+}
+
+/// Pairs with `scisql_angSep(joined, next) < radius` (or `<=`), exactly as
+/// sciSQL decides them (the kernel rechecks near-threshold pairs with the
+/// haversine), as (joined row, row of `next`). With `by_sub_chunk`, each
+/// sub-chunk's own rows of the joined table meet the rows `next` holds for
+/// that sub-chunk (its own and overlap rows), as Qserv's sub-chunk joins do.
 #[allow(clippy::too_many_arguments)]
 fn near_join(
     inputs: &[&TableRows],
@@ -287,66 +369,76 @@ fn near_join(
     joined_position: (usize, usize),
     next: usize,
     next_position: (usize, usize),
-    radius_deg: f64,
+    spec: NearSpec,
     max_rows: usize,
 ) -> Result<Vec<(u32, u32)>> {
     let a = inputs[joined_table];
     let b = inputs[next];
     let (a_ra, a_decl) = (
-        f64_values(a.column(joined_position.0)?),
-        f64_values(a.column(joined_position.1)?),
+        positions(a.column(joined_position.0)?),
+        positions(a.column(joined_position.1)?),
     );
     let (b_ra, b_decl) = (
-        f64_values(b.column(next_position.0)?),
-        f64_values(b.column(next_position.1)?),
+        positions(b.column(next_position.0)?),
+        positions(b.column(next_position.1)?),
     );
-    let a_valid = |r: usize| {
-        a.column(joined_position.0).is_ok_and(|c| c.is_valid(r))
-            && a.column(joined_position.1).is_ok_and(|c| c.is_valid(r))
+    let params = JoinParams {
+        radius_deg: spec.radius_deg,
+        comparison: if spec.inclusive {
+            Within::LessOrEqual
+        } else {
+            Within::Less
+        },
+        max_pairs: max_rows,
     };
-    let b_valid = |r: usize| {
-        b.column(next_position.0).is_ok_and(|c| c.is_valid(r))
-            && b.column(next_position.1).is_ok_and(|c| c.is_valid(r))
+    let run = |a_rows: Option<&[u32]>,
+               b_rows: Option<&[u32]>,
+               pairs: &mut Vec<(u32, u32)>|
+     -> Result<()> {
+        let pick = |values: &[f64], rows: Option<&[u32]>| -> Vec<f64> {
+            match rows {
+                Some(rows) => rows.iter().map(|&r| values[r as usize]).collect(),
+                None => values.to_vec(),
+            }
+        };
+        let (ar, ad) = (pick(&a_ra, a_rows), pick(&a_decl, a_rows));
+        let (br, bd) = (pick(&b_ra, b_rows), pick(&b_decl, b_rows));
+        NEIGHBOURS.with(|cell| {
+            let mut guard = cell.borrow_mut();
+            let (kernel, out_a, out_b) = &mut *guard;
+            out_a.clear();
+            out_b.clear();
+            kernel
+                .run(&ar, &ad, &br, &bd, &params, None, out_a, out_b)
+                .map_err(|e| match e {
+                    skyscan_kernel::spatial::SpatialError::TooManyPairs { .. } => {
+                        limit_error(max_rows)
+                    }
+                    other => QueryError::invalid(format!("near-neighbour join: {other:?}")),
+                })?;
+            for (&i, &j) in out_a.iter().zip(out_b.iter()) {
+                let ai = a_rows.map_or(i, |rows| rows[i as usize]);
+                let bj = b_rows.map_or(j, |rows| rows[j as usize]);
+                pairs.push((ai, bj));
+            }
+            if pairs.len() > max_rows {
+                return Err(limit_error(max_rows));
+            }
+            Ok(())
+        })
     };
-    let unit = |ra: f64, decl: f64| {
-        let (ra, decl) = (ra.to_radians(), decl.to_radians());
-        [decl.cos() * ra.cos(), decl.cos() * ra.sin(), decl.sin()]
-    };
-    // A little slack so that every pair sciSQL accepts is a candidate.
-    let slack = 1e-9;
-    let chord = 2.0 * ((radius_deg + slack).to_radians() / 2.0).sin();
-    let chord2 = chord * chord;
-    let mut b_order: Vec<u32> = (0..b.rows as u32)
-        .filter(|&r| b_valid(r as usize) && b_decl[r as usize].is_finite())
-        .collect();
-    b_order.sort_unstable_by(|&x, &y| b_decl[x as usize].total_cmp(&b_decl[y as usize]));
-    let b_sorted_decl: Vec<f64> = b_order.iter().map(|&r| b_decl[r as usize]).collect();
-    let b_units: Vec<[f64; 3]> = b_order
-        .iter()
-        .map(|&r| unit(b_ra[r as usize], b_decl[r as usize]))
-        .collect();
-    // Pairs between rows of table `joined_table` and rows of `next`.
+    // Pairs between rows of `joined_table` and rows of `next`.
     let mut table_pairs: Vec<(u32, u32)> = Vec::new();
-    for row in 0..a.rows {
-        if !a_valid(row) || !a_decl[row].is_finite() || !a_ra[row].is_finite() {
-            continue;
-        }
-        let decl = a_decl[row];
-        let u = unit(a_ra[row], decl);
-        let low = b_sorted_decl.partition_point(|&d| d < decl - radius_deg - slack);
-        for k in low..b_sorted_decl.len() {
-            if b_sorted_decl[k] > decl + radius_deg + slack {
-                break;
-            }
-            let v = b_units[k];
-            let d = [u[0] - v[0], u[1] - v[1], u[2] - v[2]];
-            if d[0] * d[0] + d[1] * d[1] + d[2] * d[2] <= chord2 {
-                table_pairs.push((row as u32, b_order[k]));
-                if table_pairs.len() > max_rows {
-                    return Err(limit_error(max_rows));
-                }
+    if spec.by_sub_chunk {
+        let a_groups = rows_by_sub_chunk(a)?;
+        let b_groups = rows_by_sub_chunk(b)?;
+        for (sub_chunk, a_rows) in &a_groups {
+            if let Some(b_rows) = b_groups.get(sub_chunk) {
+                run(Some(a_rows), Some(b_rows), &mut table_pairs)?;
             }
         }
+    } else {
+        run(None, None, &mut table_pairs)?;
     }
     // Map rows of `joined_table` to the joined rows that hold them.
     let source = &joined.indices[joined_table];

@@ -33,12 +33,13 @@ use skyscan_kernel::value::{DataType, Scalar};
 pub use bind::BindLimits;
 pub use dialect::QservDialect;
 pub use error::{ErrorKind, QueryError, Result, SqlPosition};
-pub use exec::{ExecOptions, ExecStats};
+pub use exec::{ExecOptions, ExecStats, ScanPath};
 pub use plan::KeyRestriction;
 
 use crate::catalog::Database;
 use crate::director::DirectorIndex;
-use crate::storage::{Storage, StorageConfig};
+use crate::scan::{EngineConfig, ScanEngine};
+use crate::storage::Storage;
 use bind::{SourceText, SubqueryRunner};
 use plan::{DirectorLookup, Locations, PlanContext};
 
@@ -184,8 +185,9 @@ impl ResultSink for CollectSink {
 pub struct EngineOptions {
     /// Defaults for every query.
     pub exec: ExecOptions,
-    /// The storage layer.
-    pub storage: StorageConfig,
+    /// The scan engine: storage (backends, memory budget, footer cache),
+    /// convoy workers, scan classes.
+    pub scan: EngineConfig,
     /// The database unqualified table names resolve in (`None`: a table
     /// name unique across databases resolves to it).
     pub default_database: Option<String>,
@@ -196,7 +198,7 @@ pub struct EngineOptions {
 /// The embedded query engine over one database root.
 pub struct QueryEngine {
     db: Database,
-    storage: Arc<Storage>,
+    scan: ScanEngine,
     options: EngineOptions,
     /// Open director indexes by (database, table, load id).
     directors: Mutex<HashMap<(String, String, String), Arc<DirectorIndex>>>,
@@ -220,10 +222,10 @@ impl QueryEngine {
 
     /// An engine over an open database.
     pub fn new(db: Database, options: EngineOptions) -> QueryEngine {
-        let storage = Storage::new(options.storage.clone());
+        let scan = ScanEngine::new(options.scan.clone());
         QueryEngine {
             db,
-            storage,
+            scan,
             options,
             directors: Mutex::new(HashMap::new()),
         }
@@ -236,7 +238,12 @@ impl QueryEngine {
 
     /// The storage layer.
     pub fn storage(&self) -> &Arc<Storage> {
-        &self.storage
+        self.scan.storage()
+    }
+
+    /// The scan engine (convoys, scan classes, status).
+    pub fn scan_engine(&self) -> &ScanEngine {
+        &self.scan
     }
 
     /// The engine's options.
@@ -347,7 +354,7 @@ impl QueryEngine {
             limits: self.options.limits,
         };
         let plan = plan::plan_select(&ctx, select, query)?;
-        exec::execute_select(&self.storage, plan, options, sink)
+        exec::execute_select(&self.scan, plan, options, sink)
     }
 
     fn director_index(&self, database: &str, table: &str) -> Result<Option<Arc<DirectorIndex>>> {

@@ -127,7 +127,23 @@ pub enum JoinEdge {
         radius_deg: f64,
         /// `<=` instead of `<`.
         inclusive: bool,
+        /// Join sub-chunk by sub-chunk: the own rows of sub-chunk `s`
+        /// against the partner's own and overlap rows of `s`, so that each
+        /// pair is found exactly once (a row is copied into every
+        /// neighbouring sub-chunk of its chunk, so within a chunk it can
+        /// appear more than once). True for two director tables.
+        by_sub_chunk: bool,
     },
+}
+
+/// One condition over several tables.
+#[derive(Debug, Clone)]
+pub struct ResidualPart {
+    /// The condition, over global slots.
+    pub expr: Expr,
+    /// The join edge (index into [`SelectPlan::joins`]) made from it: when
+    /// the join enforced that edge, the condition holds for every joined row.
+    pub edge: Option<usize>,
 }
 
 /// What is computed from the (joined, filtered) rows.
@@ -175,8 +191,9 @@ pub struct SelectPlan {
     pub empty: bool,
     /// Join conditions between tables.
     pub joins: Vec<JoinEdge>,
-    /// Conditions over several tables, evaluated on joined rows (global slots).
-    pub residual: Option<Expr>,
+    /// Conditions over several tables, evaluated on joined rows (global
+    /// slots), each with the join edge that can enforce it.
+    pub residual: Vec<ResidualPart>,
     /// What is computed.
     pub body: Body,
     /// The visible output columns.
@@ -1194,7 +1211,7 @@ pub fn plan_select(
     let mut tables: Vec<TablePlan> = vec![TablePlan::default(); table_count];
     let mut local_filters: Vec<Vec<Expr>> = vec![Vec::new(); table_count];
     let mut residual: Vec<Expr> = Vec::new();
-    let mut joins: Vec<JoinEdge> = Vec::new();
+    let mut joins: Vec<(JoinEdge, usize)> = Vec::new();
     let mut empty = false;
     for conjunct in conjuncts {
         match conjunct.tables.len() {
@@ -1217,17 +1234,21 @@ pub fn plan_select(
                     && let (Some(l), Some(r)) = (scope.locate_slot(*a), scope.locate_slot(*b))
                     && l.0 != r.0
                 {
-                    joins.push(JoinEdge::Equi { left: l, right: r });
+                    joins.push((JoinEdge::Equi { left: l, right: r }, residual.len()));
                 }
                 if let Some(near) = near_edge(&scope, &conjunct.expr) {
-                    joins.push(JoinEdge::Near {
-                        own: near.first,
-                        partner: near.second,
-                        own_position: near.first_position,
-                        partner_position: near.second_position,
-                        radius_deg: near.radius_deg,
-                        inclusive: near.inclusive,
-                    });
+                    joins.push((
+                        JoinEdge::Near {
+                            own: near.first,
+                            partner: near.second,
+                            own_position: near.first_position,
+                            partner_position: near.second_position,
+                            radius_deg: near.radius_deg,
+                            inclusive: near.inclusive,
+                            by_sub_chunk: false,
+                        },
+                        residual.len(),
+                    ));
                 }
                 residual.push(conjunct.expr);
             }
@@ -1262,8 +1283,8 @@ pub fn plan_select(
     // equalities or near-neighbour conditions within the overlap.
     let mut parent: Vec<usize> = (0..table_count).collect();
     let mut edges_kept = Vec::new();
-    for edge in joins {
-        match &edge {
+    for (mut edge, part) in joins {
+        match &mut edge {
             JoinEdge::Equi { left, right } => {
                 let (lp, rp) = (
                     &scope.tables[left.0].placement,
@@ -1279,7 +1300,7 @@ pub fn plan_select(
                     let (a, b) = (root(&mut parent, left.0), root(&mut parent, right.0));
                     parent[a] = b;
                 }
-                edges_kept.push(edge);
+                edges_kept.push((edge, part));
             }
             JoinEdge::Near {
                 own,
@@ -1301,7 +1322,7 @@ pub fn plan_select(
                     if op.is_partitioned() && pp.is_partitioned() {
                         continue;
                     }
-                    edges_kept.push(edge);
+                    edges_kept.push((edge, part));
                     continue;
                 }
                 let overlap = pp.partitioning().map_or(0.0, |p| p.overlap_deg);
@@ -1315,7 +1336,10 @@ pub fn plan_select(
                 }
                 let (a, b) = (root(&mut parent, *own), root(&mut parent, *partner));
                 parent[a] = b;
-                edges_kept.push(edge);
+                if let JoinEdge::Near { by_sub_chunk, .. } = &mut edge {
+                    *by_sub_chunk = true;
+                }
+                edges_kept.push((edge, part));
             }
         }
     }
@@ -1353,7 +1377,7 @@ pub fn plan_select(
         }
     }
     // The own side of a near join is the restricted one when only one is.
-    for edge in &mut joins {
+    for (edge, _) in &mut joins {
         if let JoinEdge::Near {
             own,
             partner,
@@ -1368,7 +1392,7 @@ pub fn plan_select(
             std::mem::swap(own_position, partner_position);
         }
     }
-    for edge in &joins {
+    for (edge, _) in &joins {
         if let JoinEdge::Near { partner, .. } = edge {
             tables[*partner].read_overlap = true;
         }
@@ -1630,7 +1654,7 @@ pub fn plan_select(
             aggs.iter().flat_map(|a| &a.args).for_each(&mut collect);
         }
     }
-    for edge in &joins {
+    for (edge, _) in &joins {
         match edge {
             JoinEdge::Equi { left, right } => {
                 used_slots.insert(scope.slot(left.0, left.1));
@@ -1641,11 +1665,16 @@ pub fn plan_select(
                 partner,
                 own_position,
                 partner_position,
+                by_sub_chunk,
                 ..
             } => {
                 for (t, (ra, decl)) in [(*own, *own_position), (*partner, *partner_position)] {
                     used_slots.insert(scope.slot(t, ra));
                     used_slots.insert(scope.slot(t, decl));
+                    if *by_sub_chunk {
+                        // The subChunkId pseudo-column groups the rows.
+                        used_slots.insert(scope.slot(t, scope.tables[t].columns.len() + 1));
+                    }
                 }
             }
         }
@@ -1683,11 +1712,15 @@ pub fn plan_select(
         plan.sub_chunks = sub_chunks[t].take().map(Arc::new);
     }
 
-    let residual = if residual.is_empty() {
-        None
-    } else {
-        Some(Expr::and_all(residual))
-    };
+    let residual: Vec<ResidualPart> = residual
+        .into_iter()
+        .enumerate()
+        .map(|(index, expr)| ResidualPart {
+            expr,
+            edge: joins.iter().position(|(_, part)| *part == index),
+        })
+        .collect();
+    let joins: Vec<JoinEdge> = joins.into_iter().map(|(edge, _)| edge).collect();
     Ok(SelectPlan {
         scope,
         tables,

@@ -149,6 +149,11 @@ impl ScanEngine {
         &self.inner.storage
     }
 
+    /// The configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
     /// The class `query` would get.
     pub fn classify(&self, query: &dyn ScanQuery) -> ScanClass {
         self.inner.classify(query)

@@ -236,19 +236,24 @@ fn run_chunk(
                 )));
             }
         }
-        let backend = storage.plain_backend();
-        let file = backend
-            .open(&location.path)
-            .map_err(|e| StorageError::io(&location.path, "open", e))?;
-        let cancel = options.cancel.clone();
-        let data = FileData::read(
-            backend.as_ref(),
-            &file,
-            &ranges,
-            &storage.memory,
-            PinMode::Flexible,
-            &move || cancel.is_cancelled(),
-        )?;
+        let data = match &storage.mappings {
+            Some(mappings) => FileData::mapped(mappings.get(&location.path)?, ranges.total_bytes()),
+            None => {
+                let backend = storage.plain_backend();
+                let file = backend
+                    .open(&location.path)
+                    .map_err(|e| StorageError::io(&location.path, "open", e))?;
+                let cancel = options.cancel.clone();
+                FileData::read(
+                    backend.as_ref(),
+                    &file,
+                    &ranges,
+                    &storage.memory,
+                    PinMode::Flexible,
+                    &move || cancel.is_cancelled(),
+                )?
+            }
+        };
         report.files_read += 1;
         report.read.add(data.stats);
         let file = LoadedFile {

@@ -17,6 +17,7 @@ mod buffer;
 mod error;
 mod footer_cache;
 mod io;
+mod mapped;
 mod memory;
 mod read;
 mod table;
@@ -32,6 +33,7 @@ pub use io::{
     FaultBackend, FaultKind, FaultRule, IoBackend, IoFile, PreadBackend, ReadRequest, ReadStats,
     align_range,
 };
+pub use mapped::MappingCache;
 pub use memory::{
     Buffer, MemoryConfig, MemoryManager, MemoryStatus, MlockPolicy, MlockState, PinMode,
 };
@@ -66,6 +68,12 @@ pub struct StorageConfig {
     pub footer_cache_bytes: u64,
     /// How reads are coalesced and split.
     pub ranges: RangeOptions,
+    /// The plain path decodes from memory maps of the chunk files (no copy)
+    /// instead of reading with its backend (ignored when `plain_backend` is
+    /// given: an explicit backend, such as a fault injector, is used).
+    pub plain_mapped: bool,
+    /// Most files kept mapped.
+    pub max_mapped_files: usize,
 }
 
 impl Default for StorageConfig {
@@ -77,6 +85,8 @@ impl Default for StorageConfig {
             footer_cache_entries: 16_384,
             footer_cache_bytes: 512 << 20,
             ranges: RangeOptions::default(),
+            plain_mapped: true,
+            max_mapped_files: 4_096,
         }
     }
 }
@@ -90,6 +100,8 @@ pub struct Storage {
     pub memory: Arc<MemoryManager>,
     /// How reads are coalesced.
     pub ranges: RangeOptions,
+    /// Maps of chunk files for the plain path (`None`: it reads instead).
+    pub mappings: Option<MappingCache>,
     backend: Arc<dyn IoBackend>,
     plain_backend: Arc<dyn IoBackend>,
     backend_report: String,
@@ -116,6 +128,9 @@ impl Storage {
                 (backend, report)
             }
         };
+        // An explicit plain backend (a fault injector, io_uring) is used as
+        // given; otherwise the plain path maps files.
+        let mapped = config.plain_mapped && config.plain_backend.is_none();
         let plain_backend = config
             .plain_backend
             .unwrap_or_else(|| Arc::new(PreadBackend));
@@ -123,6 +138,7 @@ impl Storage {
             footers: FooterCache::new(config.footer_cache_entries, config.footer_cache_bytes),
             memory: MemoryManager::new(config.memory),
             ranges: config.ranges,
+            mappings: mapped.then(|| MappingCache::new(config.max_mapped_files)),
             backend,
             plain_backend,
             backend_report,

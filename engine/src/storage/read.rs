@@ -99,14 +99,25 @@ impl ReadRanges {
     }
 }
 
-/// The bytes of a file's ranges, read into one buffer.
+/// The bytes of a file's ranges: read into one buffer, or a whole file
+/// mapped.
 #[derive(Debug)]
 pub struct FileData {
-    buffer: Buffer,
-    /// `(file offset, len, buffer offset)` spans, sorted by file offset.
-    ranges: Vec<(u64, u64, usize)>,
+    source: Source,
     /// What the read cost.
     pub stats: ReadStats,
+}
+
+#[derive(Debug)]
+enum Source {
+    /// Read ranges: the buffer and `(file offset, len, buffer offset)`
+    /// spans, sorted by file offset.
+    Buffer {
+        buffer: Buffer,
+        ranges: Vec<(u64, u64, usize)>,
+    },
+    /// The whole file, memory-mapped.
+    Mapped(Arc<memmap2::Mmap>),
 }
 
 impl FileData {
@@ -164,38 +175,65 @@ impl FileData {
             .map_err(|e| StorageError::io(&file.path, "read", e))?;
         drop(requests);
         Ok(FileData {
-            buffer,
-            ranges: placed,
+            source: Source::Buffer {
+                buffer,
+                ranges: placed,
+            },
             stats,
         })
     }
 
-    /// Bytes held.
+    /// A mapped file: every byte is available, nothing is copied. `planned`
+    /// is the number of bytes the plan reads (reported as page-cache bytes).
+    pub fn mapped(map: Arc<memmap2::Mmap>, planned: u64) -> FileData {
+        FileData {
+            source: Source::Mapped(map),
+            stats: ReadStats {
+                cached_bytes: planned,
+                ..ReadStats::default()
+            },
+        }
+    }
+
+    /// Bytes held (of a buffer; a map holds none of the process's memory).
     pub fn len(&self) -> usize {
-        self.buffer.len()
+        match &self.source {
+            Source::Buffer { buffer, .. } => buffer.len(),
+            Source::Mapped(_) => 0,
+        }
     }
 
     /// True when nothing was read.
     pub fn is_empty(&self) -> bool {
-        self.buffer.is_empty()
+        self.len() == 0
     }
 
     /// Whether the buffer is pinned.
     pub fn is_pinned(&self) -> bool {
-        self.buffer.is_pinned()
+        match &self.source {
+            Source::Buffer { buffer, .. } => buffer.is_pinned(),
+            Source::Mapped(_) => false,
+        }
     }
 
     /// The bytes `[offset, offset + len)` of the file, if they were read.
     pub fn bytes(&self, offset: u64, len: u64) -> Option<&[u8]> {
-        let index = self
-            .ranges
-            .partition_point(|&(start, _, _)| start <= offset);
-        let &(start, range_len, at) = self.ranges.get(index.checked_sub(1)?)?;
-        if offset + len > start + range_len {
-            return None;
+        match &self.source {
+            Source::Mapped(map) => {
+                let start = usize::try_from(offset).ok()?;
+                let end = start.checked_add(usize::try_from(len).ok()?)?;
+                map.get(start..end)
+            }
+            Source::Buffer { buffer, ranges } => {
+                let index = ranges.partition_point(|&(start, _, _)| start <= offset);
+                let &(start, range_len, at) = ranges.get(index.checked_sub(1)?)?;
+                if offset + len > start + range_len {
+                    return None;
+                }
+                let from = at + (offset - start) as usize;
+                buffer.as_slice().get(from..from + len as usize)
+            }
         }
-        let from = at + (offset - start) as usize;
-        self.buffer.as_slice().get(from..from + len as usize)
     }
 }
 

@@ -24,7 +24,19 @@ pub fn call<'a>(
     let types: Vec<DataType> = args.iter().map(Expr::data_type).collect();
     let all_scalar = values.iter().all(|v| matches!(v, Datum::Scalar(_)));
     let rows = if all_scalar { 1 } else { batch.rows };
-    let column = call_columns(func, &values, &types, data_type, rows)?;
+    let column = if matches!(
+        func,
+        Func::AngSep
+            | Func::PtInBox
+            | Func::PtInCircle
+            | Func::PtInEllipse
+            | Func::PtInCPoly
+            | Func::Photometry(_)
+    ) {
+        super::sky::call(func, &values, rows)?
+    } else {
+        call_columns(func, &values, &types, data_type, rows)?
+    };
     Ok(if all_scalar {
         Datum::Scalar(scalar_at(&column, 0))
     } else {
@@ -59,7 +71,9 @@ fn unary(arg: &ColumnData, f: impl Fn(f64) -> f64, domain: impl Fn(f64) -> bool)
     let x = f64_values(arg);
     let values: Vec<f64> = x.iter().map(|&v| f(v)).collect();
     let in_domain = bitmap_from_fn(&x, domain);
-    let validity = and_validity(arg.validity(), Some(&in_domain));
+    // No validity bitmap when every value is in the domain (the usual case).
+    let in_domain = (in_domain.count_ones() < x.len()).then_some(in_domain);
+    let validity = and_validity(arg.validity(), in_domain.as_ref());
     f64_column(values, validity)
 }
 
@@ -322,7 +336,12 @@ fn call_columns(
             }
             ColumnData::Utf8(c)
         }
-        _ => super::sky::call(func, &cols, rows)?,
+        other => {
+            return Err(KernelError::Internal(format!(
+                "{} is evaluated elsewhere",
+                other.name()
+            )));
+        }
     })
 }
 

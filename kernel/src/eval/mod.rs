@@ -45,6 +45,9 @@ pub fn eval<'a>(expr: &Expr, batch: &Batch<'a>) -> Result<Datum<'a>> {
             if op.is_logical() {
                 return logic::connective(*op, left, right, batch);
             }
+            if let Some(cone) = cone_filter(*op, left, right, batch)? {
+                return Ok(Datum::owned(cone));
+            }
             let l = eval(left, batch)?;
             let r = eval(right, batch)?;
             if op.is_comparison() {
@@ -93,6 +96,42 @@ pub fn eval<'a>(expr: &Expr, batch: &Batch<'a>) -> Result<Datum<'a>> {
             data_type,
         } => func::call(*func, args, *data_type, batch),
     }
+}
+
+/// `scisql_angSep(ra, decl, c1, c2) < r` with constant center and radius
+/// (and the mirrored `r > …`): the vectorized cone test instead of a
+/// haversine per row.
+fn cone_filter(
+    op: BinaryOp,
+    left: &Expr,
+    right: &Expr,
+    batch: &Batch<'_>,
+) -> Result<Option<ColumnData>> {
+    let (call, radius, inclusive) = match (op, left, right) {
+        (BinaryOp::Lt, c, Expr::Literal(r)) | (BinaryOp::Gt, Expr::Literal(r), c) => (c, r, false),
+        (BinaryOp::LtEq, c, Expr::Literal(r)) | (BinaryOp::GtEq, Expr::Literal(r), c) => {
+            (c, r, true)
+        }
+        _ => return Ok(None),
+    };
+    let Expr::Call {
+        func: crate::expr::Func::AngSep,
+        args,
+        ..
+    } = call
+    else {
+        return Ok(None);
+    };
+    let (Some(radius), [lon, lat, Expr::Literal(c1), Expr::Literal(c2)]) =
+        (radius.to_f64(), args.as_slice())
+    else {
+        return Ok(None);
+    };
+    let (Some(c1), Some(c2)) = (c1.to_f64(), c2.to_f64()) else {
+        return Ok(None);
+    };
+    let (lon, lat) = (eval(lon, batch)?, eval(lat, batch)?);
+    sky::ang_sep_cone(&lon, &lat, c1, c2, radius, inclusive, batch.rows)
 }
 
 /// Evaluates a predicate: the rows where it is TRUE (not FALSE, not NULL).

@@ -1,163 +1,207 @@
-//! The sciSQL functions (BRIEF §3): sky geometry and photometry.
-//!
-//! Sky predicates take their region from constant arguments (the usual
-//! case: the region is built once per batch) or, when an argument is a
-//! column, row by row.
+//! The sciSQL functions (BRIEF §3) over datums: constants stay constants
+//! (so a cone's center and radius prepare one predicate per batch), columns
+//! go to the vectorized kernels of [`crate::spatial`] and [`crate::scisql`].
+
+use std::borrow::Cow;
 
 use skyscan_format::{Bitmap, BoolColumn, ColumnData, PrimitiveColumn};
-use skyscan_sky::{Circle, ConvexPolygon, Ellipse, Region, SkyBox};
 
-use crate::batch::{and_validity, bitmap_from_fn};
+use crate::batch::and_validity;
 use crate::build::f64_values;
 use crate::error::{KernelError, Result};
 use crate::expr::Func;
+use crate::spatial::ang_sep::{Within, ang_sep, ang_sep_within};
+use crate::spatial::regions::{s2_pt_in_box, s2_pt_in_circle, s2_pt_in_cpoly, s2_pt_in_ellipse};
+use crate::spatial::{F64Arg, SpatialError, mask_null_inputs};
+use crate::value::Datum;
 
-fn all_validity(args: &[ColumnData]) -> Option<Bitmap> {
-    args.iter()
-        .fold(None, |acc, c| and_validity(acc.as_ref(), c.validity()))
+/// One argument prepared for the kernels.
+enum Prepared<'a> {
+    /// A constant (`None`: NULL).
+    Scalar(Option<f64>),
+    /// Values of a column (NULL slots arbitrary).
+    Column(Cow<'a, [f64]>),
 }
 
-fn valid(validity: Option<&Bitmap>, row: usize) -> bool {
-    validity.is_none_or(|v| v.get(row))
-}
-
-/// Whether every row of `column` holds the same value as row 0 (a constant
-/// argument repeated by the caller).
-fn constant(column: &[f64]) -> bool {
-    column
-        .first()
-        .is_some_and(|first| column.iter().all(|v| v.to_bits() == first.to_bits()))
-}
-
-/// The region of a predicate's arguments after the point, at `row`.
-fn region_at(func: Func, values: &[std::borrow::Cow<'_, [f64]>], row: usize) -> Result<Region> {
-    let v: Vec<f64> = values.iter().map(|c| c[row]).collect();
-    let invalid =
-        |e: skyscan_sky::SkyError| KernelError::InvalidArgument(format!("{}: {e}", func.name()));
-    Ok(match func {
-        Func::PtInBox => Region::Box(SkyBox::new(v[0], v[1], v[2], v[3]).map_err(invalid)?),
-        Func::PtInCircle => Region::Circle(Circle::new(v[0], v[1], v[2]).map_err(invalid)?),
-        Func::PtInEllipse => {
-            Region::Ellipse(Ellipse::new(v[0], v[1], v[2], v[3], v[4]).map_err(invalid)?)
+impl Prepared<'_> {
+    fn arg(&self) -> F64Arg<'_> {
+        match self {
+            Prepared::Scalar(v) => F64Arg::Scalar(v.unwrap_or(0.0)),
+            Prepared::Column(values) => F64Arg::Column(values),
         }
-        _ => {
-            let vertices: Vec<(f64, f64)> = v.chunks(2).map(|p| (p[0], p[1])).collect();
-            Region::Polygon(ConvexPolygon::new(&vertices).map_err(invalid)?)
-        }
-    })
+    }
 }
 
-/// `scisql_s2PtIn*(lon, lat, region…)`: 1 inside, 0 outside or for a NULL
-/// argument (sciSQL never returns NULL here).
-fn point_in(func: Func, args: &[ColumnData], rows: usize) -> Result<ColumnData> {
-    let lon = f64_values(&args[0]);
-    let lat = f64_values(&args[1]);
-    let region_values: Vec<std::borrow::Cow<'_, [f64]>> =
-        args[2..].iter().map(f64_values).collect();
-    let validity = all_validity(args);
-    let constant_region = region_values.iter().all(|c| constant(c))
-        && args[2..].iter().all(|c| c.validity().is_none());
-    let values = if rows == 0 {
-        Bitmap::new_unset(0)
-    } else if constant_region {
-        let region = region_at(func, &region_values, 0)?;
-        let inside: Vec<bool> = (0..rows)
-            .map(|row| valid(validity.as_ref(), row) && region.contains(lon[row], lat[row]))
-            .collect();
-        Bitmap::from_bools(&inside)
-    } else {
-        let mut inside = Vec::with_capacity(rows);
-        for row in 0..rows {
-            inside.push(
-                valid(validity.as_ref(), row)
-                    && region_at(func, &region_values, row)?.contains(lon[row], lat[row]),
-            );
-        }
-        Bitmap::from_bools(&inside)
-    };
-    Ok(ColumnData::Bool(BoolColumn {
-        values,
-        validity: None,
-    }))
+fn spatial_error(func: Func, err: SpatialError) -> KernelError {
+    KernelError::InvalidArgument(format!("{}: {err:?}", func.name()))
 }
 
-fn doubles(values: Vec<f64>, validity: Option<Bitmap>) -> ColumnData {
-    ColumnData::F64(PrimitiveColumn { values, validity })
+/// The words of a validity bitmap for `rows` rows (`None` = all valid).
+fn validity_words(validity: Option<&Bitmap>, rows: usize) -> Vec<u64> {
+    match validity {
+        Some(v) => v.words().to_vec(),
+        None => Bitmap::new_set(rows).words().to_vec(),
+    }
 }
 
-/// Evaluates a sciSQL function over argument columns of `rows` rows.
-pub fn call(func: Func, args: &[ColumnData], rows: usize) -> Result<ColumnData> {
-    let arg = |i: usize| f64_values(&args[i]);
-    let validity = all_validity(args);
-    Ok(match func {
+fn into_validity(words: Vec<u64>, rows: usize) -> Option<Bitmap> {
+    let bitmap = Bitmap::from_words(words, rows);
+    (bitmap.count_ones() != rows).then_some(bitmap)
+}
+
+/// Evaluates a sciSQL function over its argument datums for `rows` rows.
+pub fn call(func: Func, values: &[Datum<'_>], rows: usize) -> Result<ColumnData> {
+    let prepared: Vec<Prepared<'_>> = values
+        .iter()
+        .map(|value| match value {
+            Datum::Scalar(s) => Prepared::Scalar(s.to_f64()),
+            Datum::Column(c) => Prepared::Column(f64_values(c)),
+        })
+        .collect();
+    let input_validity = values
+        .iter()
+        .fold(None, |acc: Option<Bitmap>, value| match value {
+            Datum::Column(c) => and_validity(acc.as_ref(), c.validity()),
+            Datum::Scalar(_) => acc,
+        });
+    let null_constant = prepared.iter().any(|p| matches!(p, Prepared::Scalar(None)));
+    let args: Vec<F64Arg<'_>> = prepared.iter().map(Prepared::arg).collect();
+    match func {
         Func::PtInBox | Func::PtInCircle | Func::PtInEllipse | Func::PtInCPoly => {
-            point_in(func, args, rows)?
-        }
-        Func::AngSep => {
-            let (lon1, lat1, lon2, lat2) = (arg(0), arg(1), arg(2), arg(3));
-            let mut ok = Vec::with_capacity(rows);
-            let values = (0..rows)
-                .map(|row| {
-                    let d = skyscan_sky::ang_sep_deg(lon1[row], lat1[row], lon2[row], lat2[row]);
-                    ok.push(d.is_some());
-                    d.unwrap_or(0.0)
-                })
-                .collect();
-            doubles(
-                values,
-                and_validity(validity.as_ref(), Some(&Bitmap::from_bools(&ok))),
-            )
-        }
-        Func::FluxToAbMag | Func::NanojanskyToAbMag => {
-            let f = arg(0);
-            let zero_point = if func == Func::FluxToAbMag {
-                -48.6
-            } else {
-                31.4
+            let words = rows.div_ceil(64);
+            if null_constant {
+                // sciSQL: a NULL argument gives 0.
+                return Ok(ColumnData::Bool(BoolColumn {
+                    values: Bitmap::new_unset(rows),
+                    validity: None,
+                }));
+            }
+            let mut out = vec![0u64; words];
+            let mut validity = validity_words(None, rows);
+            let outcome = match func {
+                Func::PtInBox => s2_pt_in_box(
+                    rows,
+                    args[0],
+                    args[1],
+                    args[2],
+                    args[3],
+                    args[4],
+                    args[5],
+                    &mut out,
+                    &mut validity,
+                ),
+                Func::PtInCircle => s2_pt_in_circle(
+                    rows,
+                    args[0],
+                    args[1],
+                    args[2],
+                    args[3],
+                    args[4],
+                    &mut out,
+                    &mut validity,
+                ),
+                Func::PtInEllipse => s2_pt_in_ellipse(
+                    rows,
+                    args[0],
+                    args[1],
+                    args[2],
+                    args[3],
+                    args[4],
+                    args[5],
+                    args[6],
+                    &mut out,
+                    &mut validity,
+                ),
+                _ => {
+                    let vertices: Vec<(F64Arg<'_>, F64Arg<'_>)> =
+                        args[2..].chunks(2).map(|p| (p[0], p[1])).collect();
+                    s2_pt_in_cpoly(rows, args[0], args[1], &vertices, &mut out, &mut validity)
+                }
             };
-            let values = f.iter().map(|&v| -2.5 * v.log10() + zero_point).collect();
-            let positive = bitmap_from_fn(&f, |v| v > 0.0);
-            doubles(values, and_validity(validity.as_ref(), Some(&positive)))
+            outcome.map_err(|e| spatial_error(func, e))?;
+            if let Some(input) = &input_validity {
+                mask_null_inputs(rows, &mut out, &mut validity, input.words())
+                    .map_err(|e| spatial_error(func, e))?;
+            }
+            Ok(ColumnData::Bool(BoolColumn {
+                values: Bitmap::from_words(out, rows),
+                validity: into_validity(validity, rows),
+            }))
         }
-        Func::FluxToAbMagSigma | Func::NanojanskyToAbMagSigma => {
-            let (f, sigma) = (arg(0), arg(1));
-            let values = f
-                .iter()
-                .zip(sigma.iter())
-                .map(|(&f, &s)| 1.085_736_2 * s / f)
-                .collect();
-            let nonzero = bitmap_from_fn(&f, |v| v != 0.0);
-            doubles(values, and_validity(validity.as_ref(), Some(&nonzero)))
+        Func::AngSep | Func::Photometry(_) => {
+            if null_constant {
+                return Ok(ColumnData::F64(PrimitiveColumn {
+                    values: vec![0.0; rows],
+                    validity: Some(Bitmap::new_unset(rows)),
+                }));
+            }
+            let mut out = vec![0.0; rows];
+            let mut validity = validity_words(input_validity.as_ref(), rows);
+            let outcome = match func {
+                Func::AngSep => {
+                    ang_sep(args[0], args[1], args[2], args[3], &mut out, &mut validity)
+                }
+                Func::Photometry(p) => p.eval(&args, &mut out, &mut validity),
+                _ => Ok(()),
+            };
+            outcome.map_err(|e| spatial_error(func, e))?;
+            Ok(ColumnData::F64(PrimitiveColumn {
+                values: out,
+                validity: into_validity(validity, rows),
+            }))
         }
-        Func::AbMagToFlux => doubles(
-            arg(0)
-                .iter()
-                .map(|&m| 10f64.powf(-0.4 * (m + 48.6)))
-                .collect(),
-            validity,
-        ),
-        Func::AbMagToNanojansky => doubles(
-            arg(0)
-                .iter()
-                .map(|&m| 10f64.powf(-0.4 * (m - 31.4)))
-                .collect(),
-            validity,
-        ),
-        Func::DnToFlux => {
-            let (dn, zero) = (arg(0), arg(1));
-            let values = dn
-                .iter()
-                .zip(zero.iter())
-                .map(|(&d, &z)| 3.630_780_547_701_013e-20 * d / z)
-                .collect();
-            let nonzero = bitmap_from_fn(&zero, |v| v != 0.0);
-            doubles(values, and_validity(validity.as_ref(), Some(&nonzero)))
+        other => Err(KernelError::Internal(format!(
+            "{} is not a sciSQL function",
+            other.name()
+        ))),
+    }
+}
+
+/// `scisql_angSep(lon, lat, c1, c2) < r` (or `<=`) with a constant center
+/// and radius: the cone filter, decided mostly without trigonometry.
+/// Returns `None` when the shape does not apply.
+pub fn ang_sep_cone(
+    lon: &Datum<'_>,
+    lat: &Datum<'_>,
+    center_lon: f64,
+    center_lat: f64,
+    radius_deg: f64,
+    inclusive: bool,
+    rows: usize,
+) -> Result<Option<ColumnData>> {
+    let (Datum::Column(lon), Datum::Column(lat)) = (lon, lat) else {
+        return Ok(None);
+    };
+    let (lon_values, lat_values) = (f64_values(lon), f64_values(lat));
+    let words = rows.div_ceil(64);
+    let mut out = vec![0u64; words];
+    let input = and_validity(lon.validity(), lat.validity());
+    let mut validity = validity_words(input.as_ref(), rows);
+    let comparison = if inclusive {
+        Within::LessOrEqual
+    } else {
+        Within::Less
+    };
+    ang_sep_within(
+        &lon_values,
+        &lat_values,
+        None,
+        center_lon,
+        center_lat,
+        radius_deg,
+        comparison,
+        &mut out,
+        &mut validity,
+    )
+    .map_err(|e| spatial_error(Func::AngSep, e))?;
+    // NULL input rows stay NULL (the comparison of a NULL angSep).
+    if let Some(input) = &input {
+        for (word, valid) in out.iter_mut().zip(input.words()) {
+            *word &= valid;
         }
-        other => {
-            return Err(KernelError::Type(format!(
-                "function {} is not available",
-                other.name()
-            )));
-        }
-    })
+    }
+    Ok(Some(ColumnData::Bool(BoolColumn {
+        values: Bitmap::from_words(out, rows),
+        validity: into_validity(validity, rows),
+    })))
 }
