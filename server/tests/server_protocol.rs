@@ -360,3 +360,68 @@ fn graceful_shutdown_lets_running_queries_finish() {
     assert_eq!(reader.join().unwrap(), support::OBJECT_ROWS as usize);
     assert!(Client::connect(addr, &ConnectOptions::default()).is_err());
 }
+
+#[test]
+fn interrupted_jobs_run_again_after_a_restart() {
+    // An index as a server that died would leave it: a running job, one
+    // interrupted twice already, an orphaned result and a temporary.
+    let jobs_dir = tempfile::tempdir().unwrap();
+    let record = |id: u64, state: &str, attempts: u32| {
+        serde_json::json!({
+            "id": id, "user": "anonymous", "sql": "SELECT COUNT(*) FROM Object",
+            "state": state, "submitted_ms": 1, "attempts": attempts
+        })
+    };
+    let index = serde_json::json!({
+        "format": "skyscan-jobs", "version": 1, "next_id": 10,
+        "jobs": [record(3, "running", 0), record(4, "running", 2), record(5, "queued", 0)]
+    });
+    std::fs::write(jobs_dir.path().join("jobs.json"), index.to_string()).unwrap();
+    std::fs::write(jobs_dir.path().join("99.result"), b"orphan").unwrap();
+    std::fs::write(jobs_dir.path().join("3.result.tmp"), b"partial").unwrap();
+    let server = server(ServerConfig {
+        jobs: Some(JobConfig::in_dir(jobs_dir.path().to_path_buf())),
+        ..config()
+    });
+    let mut client = connect(&server);
+    for id in [3, 5] {
+        let info = client.wait(id, Duration::from_secs(60)).unwrap();
+        assert_eq!(info.state, JobState::Done, "{info:?}");
+        let outcome = client.fetch(id).unwrap().collect_all().unwrap();
+        assert_eq!(
+            rows_of(&outcome.batches),
+            [support::OBJECT_ROWS.to_string()]
+        );
+    }
+    let info = client.status(4).unwrap();
+    assert_eq!(info.state, JobState::Failed);
+    assert!(
+        info.error_message.contains("restarts"),
+        "{}",
+        info.error_message
+    );
+    assert!(!jobs_dir.path().join("99.result").exists());
+    assert!(!jobs_dir.path().join("3.result.tmp").exists());
+    assert_eq!(client.submit("SELECT 1").unwrap(), 10);
+}
+
+#[test]
+fn a_damaged_index_is_set_aside() {
+    let jobs_dir = tempfile::tempdir().unwrap();
+    std::fs::write(jobs_dir.path().join("jobs.json"), b"{ not json").unwrap();
+    let server = server(ServerConfig {
+        jobs: Some(JobConfig::in_dir(jobs_dir.path().to_path_buf())),
+        ..config()
+    });
+    let mut client = connect(&server);
+    assert!(client.list_jobs().unwrap().is_empty());
+    let aside = std::fs::read_dir(jobs_dir.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .any(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("jobs.json.damaged-")
+        });
+    assert!(aside, "the damaged index is kept for a person to look at");
+}
