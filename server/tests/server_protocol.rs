@@ -425,3 +425,42 @@ fn a_damaged_index_is_set_aside() {
         });
     assert!(aside, "the damaged index is kept for a person to look at");
 }
+
+#[test]
+fn cancelling_queued_and_running_jobs() {
+    let jobs_dir = tempfile::tempdir().unwrap();
+    let mut jobs = JobConfig::in_dir(jobs_dir.path().to_path_buf());
+    jobs.runners = 1;
+    jobs.query_threads = 1;
+    let server = server(ServerConfig {
+        jobs: Some(jobs),
+        ..config()
+    });
+    let mut client = connect(&server);
+    let ids: Vec<u64> = (0..6)
+        .map(|_| client.submit("SELECT * FROM Object").unwrap())
+        .collect();
+    // The first is running (or about to), the last waits behind four more.
+    for &id in [ids[0], ids[5]].iter() {
+        client.cancel_job(id).unwrap();
+    }
+    for &id in [ids[0], ids[5]].iter() {
+        let info = client.wait(id, Duration::from_secs(60)).unwrap();
+        assert_eq!(info.state, JobState::Cancelled, "{info:?}");
+        let err = client.fetch(id).unwrap_err();
+        assert_eq!(err.code(), Some(ErrorCode::Cancelled), "{err}");
+    }
+    for &id in &ids[1..5] {
+        assert_eq!(client.wait(id, Duration::from_secs(120)).unwrap().state, JobState::Done);
+    }
+    // Deleting a job that runs cancels it and leaves no file behind.
+    let id = client.submit("SELECT * FROM Object").unwrap();
+    client.delete_job(id).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!jobs_dir.path().join(format!("{id}.result")).exists());
+    assert!(!jobs_dir.path().join(format!("{id}.result.tmp")).exists() || {
+        std::thread::sleep(Duration::from_secs(3));
+        !jobs_dir.path().join(format!("{id}.result.tmp")).exists()
+    });
+    assert_eq!(client.status(id).unwrap_err().code(), Some(ErrorCode::NoSuchJob));
+}
