@@ -451,16 +451,24 @@ fn cancelling_queued_and_running_jobs() {
         assert_eq!(err.code(), Some(ErrorCode::Cancelled), "{err}");
     }
     for &id in &ids[1..5] {
-        assert_eq!(client.wait(id, Duration::from_secs(120)).unwrap().state, JobState::Done);
+        assert_eq!(
+            client.wait(id, Duration::from_secs(120)).unwrap().state,
+            JobState::Done
+        );
     }
     // Deleting a job that runs cancels it and leaves no file behind.
     let id = client.submit("SELECT * FROM Object").unwrap();
     client.delete_job(id).unwrap();
     std::thread::sleep(Duration::from_millis(500));
     assert!(!jobs_dir.path().join(format!("{id}.result")).exists());
-    assert!(!jobs_dir.path().join(format!("{id}.result.tmp")).exists() || {
-        std::thread::sleep(Duration::from_secs(3));
-        !jobs_dir.path().join(format!("{id}.result.tmp")).exists()
-    });
-    assert_eq!(client.status(id).unwrap_err().code(), Some(ErrorCode::NoSuchJob));
+    assert!(
+        !jobs_dir.path().join(format!("{id}.result.tmp")).exists() || {
+            std::thread::sleep(Duration::from_secs(3));
+            !jobs_dir.path().join(format!("{id}.result.tmp")).exists()
+        }
+    );
+    assert_eq!(
+        client.status(id).unwrap_err().code(),
+        Some(ErrorCode::NoSuchJob)
+    );
 }
