@@ -125,6 +125,7 @@ pub fn serve(args: &ServeArgs) -> Result<(), String> {
     jobs.expiry = Duration::from_secs(args.result_expiry_secs);
     jobs.runners = args.job_runners.clamp(1, 64);
     jobs.query_threads = threads;
+    jobs.log = !args.quiet;
     let config = ServerConfig {
         listen,
         auth,

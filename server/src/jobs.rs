@@ -67,8 +67,10 @@ pub struct JobConfig {
     pub query_threads: usize,
     /// Longest run of one job.
     pub query_timeout: Duration,
-    /// Rows per `BATCH` frame's target size (bytes).
+    /// Target payload of a `BATCH` frame (bytes).
     pub frame_bytes: usize,
+    /// Log each job's end to stderr.
+    pub log: bool,
 }
 
 impl JobConfig {
@@ -84,6 +86,7 @@ impl JobConfig {
             query_threads: 2,
             query_timeout: Duration::from_secs(12 * 3600),
             frame_bytes: 1 << 20,
+            log: true,
         }
     }
 }
@@ -636,7 +639,9 @@ impl JobManager {
                     state.jobs.remove(id);
                     let _ = fs::remove_file(result_path(&self.config.dir, *id));
                 }
-                log(&format!("jobs: {} expired results deleted", expired.len()));
+                if self.config.log {
+                    log(&format!("jobs: {} expired results deleted", expired.len()));
+                }
                 self.persist_logged(&state);
             }
             state = match self.wake.wait_timeout(state, Duration::from_millis(500)) {

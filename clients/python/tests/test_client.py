@@ -45,15 +45,18 @@ class ServerTest(unittest.TestCase):
             [BIN, "demo", "--rows", str(ROWS), "--dir", str(cls.db)],
             check=True, capture_output=True,
         )
+        # The log goes to a file: a pipe nobody reads could fill and stall the server.
+        cls.log = open(Path(cls.tmp.name) / "server.log", "w+")
         cls.proc = subprocess.Popen(
             [BIN, "serve", str(cls.db), "--listen", "127.0.0.1:0", "--token", TOKEN,
              "--results-dir", str(Path(cls.tmp.name) / "results"), "--quiet", "--threads", "1"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE, stderr=cls.log, text=True,
         )
         line = cls.proc.stdout.readline()
         if "listening on" not in line:
             cls.proc.kill()
-            raise RuntimeError("server did not start: %r %s" % (line, cls.proc.stderr.read()))
+            cls.log.seek(0)
+            raise RuntimeError("server did not start: %r %s" % (line, cls.log.read()))
         cls.port = int(line.rsplit(":", 1)[1])
 
     @classmethod
@@ -63,6 +66,9 @@ class ServerTest(unittest.TestCase):
             cls.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             cls.proc.kill()
+            cls.proc.wait()
+        cls.proc.stdout.close()
+        cls.log.close()
         cls.tmp.cleanup()
 
     def connect(self, token=TOKEN):
