@@ -42,6 +42,8 @@ PROTOCOL_VERSION = 1
 HELLO_MAGIC = b"SKYSCANP"
 HEADER = struct.Struct("<IBBHI")  # payload length, type, flags, reserved, request id
 MAX_FRAME_PAYLOAD = 256 << 20
+# One recv per frame where the platform can wait for all of it.
+_WAITALL = getattr(socket, "MSG_WAITALL", 0)
 
 # Message type ids (SPEC.md part 4, section 4).
 HELLO, QUERY, CANCEL, SUBMIT, JOB_STATUS, JOB_LIST, FETCH, JOB_CANCEL, JOB_DELETE, PING = range(1, 11)
@@ -213,7 +215,7 @@ class Connection:
         view = memoryview(buf)
         got = 0
         while got < n:
-            k = self._sock.recv_into(view[got:], n - got)
+            k = self._sock.recv_into(view[got:], n - got, _WAITALL)
             if k == 0:
                 raise Error("the server closed the connection")
             got += k

@@ -213,7 +213,7 @@ class Connection:
         view = memoryview(buf)
         got = 0
         while got < n:
-            k = self._sock.recv_into(view[got:], n - got)
+            k = self._sock.recv_into(view[got:], n - got, socket.MSG_WAITALL)
             if k == 0:
                 raise Error("the server closed the connection")
             got += k
