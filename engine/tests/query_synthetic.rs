@@ -255,7 +255,9 @@ fn near_neighbour_pairs_match_brute_force() {
     );
     // Without excluding the same row, each row pairs with itself too.
     assert_eq!(
-        count(format!("SELECT COUNT(*) FROM Object o1, Object o2 WHERE {area} AND {near}")),
+        count(format!(
+            "SELECT COUNT(*) FROM Object o1, Object o2 WHERE {area} AND {near}"
+        )),
         expected.len() as i64 + firsts.len() as i64
     );
     // A radius above the overlap is refused, saying why.
