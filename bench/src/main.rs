@@ -15,6 +15,8 @@
 //!   raw O_DIRECT, lookups under load, memory).
 //! * `spatial`: the near-neighbour join kernel against DuckDB's grid-cell
 //!   hash join on the same points, and `s2PtInCircle` throughput.
+//! * `suite`: the LSST query mix (LV1–LV4, HV1–HV5, shared scans, 50 LV +
+//!   5 HV at once) against DuckDB, chDB and PostgreSQL + Q3C, with a report.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,6 +30,7 @@ mod query_bench;
 mod shared_bench;
 mod scan_bench;
 mod spatial_bench;
+mod suite;
 
 /// Benchmarks of skyscan against peers, side by side in one run.
 #[derive(Parser, Debug)]
@@ -53,6 +56,8 @@ enum Command {
     Scan(scan_bench::ScanArgs),
     /// Near-neighbour join at 1′ (1/2/4 deg²) against DuckDB; s2PtInCircle points/s.
     Spatial(spatial_bench::SpatialArgs),
+    /// The LSST query mix (LDM-552 pools) against DuckDB, chDB, PostgreSQL + Q3C; `--report DIR`.
+    Suite(suite::SuiteArgs),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +70,7 @@ fn main() -> ExitCode {
         Command::Shared(args) => shared_bench::run(&args),
         Command::Scan(args) => scan_bench::run(&args),
         Command::Spatial(args) => spatial_bench::run(&args),
+        Command::Suite(args) => suite::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
