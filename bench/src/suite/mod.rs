@@ -68,9 +68,12 @@ pub struct SuiteArgs {
     /// HV3's area, square degrees.
     #[arg(long, default_value_t = 1.0)]
     nn_area: f64,
-    /// K values of the shared-scan rounds (empty: none).
+    /// K values of the shared-scan rounds.
     #[arg(long, value_delimiter = ',', default_value = "1,4,16")]
     k: Vec<usize>,
+    /// No shared-scan rounds.
+    #[arg(long)]
+    no_shared: bool,
     /// LV clients of the concurrency mix (0: no mix).
     #[arg(long, default_value_t = 50)]
     clients: usize,
@@ -499,8 +502,23 @@ fn run_in(args: &SuiteArgs, dir: &Path) -> Result<Outcome, String> {
 
     // Shared scans.
     let mut shared = Vec::new();
-    if !args.k.is_empty() {
+    if !args.k.is_empty() && !args.no_shared {
         eprintln!("suite: shared scans, K = {:?}", args.k);
+        // Every scan on the convoys, whatever the table's chunk count: the
+        // engine's default sends queries of fewer than 10 chunks to the
+        // plain path, so small tables would measure no sharing at all.
+        let engine = QueryEngine::new(
+            Database::open(&ours.root).map_err(|e| e.to_string())?,
+            EngineOptions {
+                default_database: Some(data::DATABASE.to_string()),
+                scan: skyscan_engine::scan::EngineConfig {
+                    convoy_nice: 0,
+                    interactive_max_chunks: 1,
+                    ..skyscan_engine::scan::EngineConfig::default()
+                },
+                ..EngineOptions::default()
+            },
+        );
         run_together(&engine, &[crate::shared_bench::query(0)])?;
         let mut duck_rounds: Option<serde_json::Value> = None;
         if engines.iter().any(|e| e == "duckdb") {

@@ -254,11 +254,16 @@ pub fn high_volume(data: &Dataset, nn_area_deg2: f64) -> Vec<Question> {
     peers.insert("duckdb-parquet", grid);
     peers.insert(
         "postgres",
+        // LATERAL: with both sides' boxes in one WHERE, PostgreSQL 15
+        // plans a nested loop over the two filtered scans without the Q3C
+        // index (O(n²): 12 s instead of 0.2 s at 10^4 objects); per-o1
+        // subqueries make it probe the index, as Q3C's documentation intends.
         format!(
-            "SELECT COUNT(*) FROM {{Object}} o1, {{Object}} o2 WHERE q3c_join(o1.ra, o1.decl, o2.ra, o2.decl, {r}) \
-             AND o1.ra BETWEEN {ra1} AND {ra2} AND o1.decl BETWEEN {dec1} AND {dec2} \
+            "SELECT SUM(n) FROM {{Object}} o1 CROSS JOIN LATERAL (SELECT COUNT(*) AS n FROM {{Object}} o2 \
+             WHERE q3c_join(o1.ra, o1.decl, o2.ra, o2.decl, {r}) \
              AND o2.ra BETWEEN {ra1} AND {ra2} AND o2.decl BETWEEN {dec1} AND {dec2} \
-             AND o1.objectId <> o2.objectId"
+             AND o1.objectId <> o2.objectId) AS c \
+             WHERE o1.ra BETWEEN {ra1} AND {ra2} AND o1.decl BETWEEN {dec1} AND {dec2}"
         ),
     );
     out.push(Question {

@@ -367,7 +367,8 @@ fn markdown(o: &Outcome, has_chart: &dyn Fn(&str) -> bool) -> String {
         let _ = writeln!(
             s,
             "The queries of `skyscan-bench shared` (counts, averages, colour cuts, a histogram over \
-             different flux columns); skyscan's ride its convoys, DuckDB runs them on a cursor each.\n"
+             different flux columns), submitted together; skyscan's ride its convoys (every scan, whatever its \
+             chunk count), DuckDB runs them on a cursor each. T(1) is the first query alone.\n"
         );
         let _ = writeln!(s, "| K | skyscan ms | T(K)/T(1) | DuckDB ms | DuckDB T(K)/T(1) | DuckDB ÷ skyscan | check |");
         let _ = writeln!(s, "|---|---|---|---|---|---|---|");
