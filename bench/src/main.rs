@@ -27,8 +27,8 @@ mod apdb_bench;
 mod format_bench;
 mod load_bench;
 mod query_bench;
-mod shared_bench;
 mod scan_bench;
+mod shared_bench;
 mod spatial_bench;
 mod suite;
 

@@ -987,6 +987,53 @@ fn load_whole(
                 rows: selection.as_ref().map_or(rows, Vec::len),
             })
         }
+        Source::Apdb { apdb, table: live } => {
+            let set = apdb
+                .reader()
+                .scan(*live, plan.region.as_ref(), None, None)
+                .map_err(QueryError::from)?;
+            let mut out: Vec<Option<ColumnData>> = vec![None; table.slot_count()];
+            let mut rows = 0;
+            for batch in &set.batches {
+                let columns: Vec<Option<ColumnData>> =
+                    batch.columns.iter().cloned().map(Some).collect();
+                let kernel_batch = Batch::new(&columns, batch.rows());
+                let selection = match &table_plan.filter {
+                    Some(f) => Some(selection_of(&eval_filter(f, &kernel_batch)?)),
+                    None => None,
+                };
+                for &c in &table_plan.keep {
+                    let Some(Some(column)) = columns.get(c) else {
+                        continue;
+                    };
+                    let piece = match &selection {
+                        Some(sel) => {
+                            take(column, sel).map_err(|e| QueryError::internal(e.to_string()))?
+                        }
+                        None => column.clone(),
+                    };
+                    match &mut out[c] {
+                        Some(existing) => append_rows(existing, &piece, None)?,
+                        slot @ None => *slot = Some(piece),
+                    }
+                }
+                rows += selection.as_ref().map_or(batch.rows(), Vec::len);
+                let held: u64 = out.iter().flatten().map(bytes_of).sum();
+                if held > options.max_result_bytes {
+                    return Err(QueryError::limit(format!(
+                        "rows of {} exceed {} bytes in memory; restrict the query by region or time",
+                        live.name(),
+                        options.max_result_bytes
+                    )));
+                }
+            }
+            for &c in &table_plan.keep {
+                if out[c].is_none() && c < table.columns.len() {
+                    out[c] = Some(ColumnData::empty(table.columns[c].data_type.column_type()));
+                }
+            }
+            Ok(TableRows { columns: out, rows })
+        }
         Source::Catalog(handle) => {
             let query = WholeQuery {
                 handles: vec![handle.clone()],
@@ -1155,9 +1202,9 @@ pub fn execute_select(
             .iter()
             .map(|&t| match &program.plan.scope.tables[t].source {
                 Source::Catalog(handle) => Ok(handle.clone()),
-                Source::Derived(_) => {
-                    Err(QueryError::internal("a derived table is not partitioned"))
-                }
+                Source::Derived(_) | Source::Apdb { .. } => Err(QueryError::internal(
+                    "a derived or live table is not partitioned",
+                )),
             })
             .collect::<Result<_>>()?;
         let chunks: Vec<i32> = match &program.plan.chunks {

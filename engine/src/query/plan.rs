@@ -26,6 +26,7 @@ use super::error::{QueryError, Result};
 use super::scope::{
     ColumnInfo, Materialized, Placement, Scope, ScopeTable, Source, columns_of, placement_of,
 };
+use crate::apdb::{Apdb, ApdbTable};
 use crate::catalog::{Database, Partitioning};
 use crate::storage::TableHandle;
 
@@ -68,6 +69,8 @@ pub struct PlanContext<'a> {
     pub directors: &'a dyn DirectorLookup,
     /// Binder limits.
     pub limits: BindLimits,
+    /// Alert-production databases attached by name.
+    pub apdbs: &'a BTreeMap<String, Arc<Apdb>>,
 }
 
 /// A predicate usable against block min/max statistics: `column op value`.
@@ -204,6 +207,8 @@ pub struct SelectPlan {
     pub limit: Option<u64>,
     /// OFFSET.
     pub offset: u64,
+    /// The spatial restrictor's region (prunes live alert-production tables).
+    pub region: Option<Region>,
 }
 
 impl SelectPlan {
@@ -452,6 +457,51 @@ fn region_of_point_predicate(expr: &Expr) -> Option<Region> {
     }
 }
 
+/// A FROM-clause name of a table of an attached alert-production database:
+/// `apdb.DiaObject`, or an unqualified live table name no catalog database has.
+fn resolve_apdb_table(
+    ctx: &PlanContext<'_>,
+    name: &ast::ObjectName,
+) -> Option<(String, Arc<Apdb>, ApdbTable)> {
+    let parts: Vec<String> = name
+        .0
+        .iter()
+        .map(|p| match p {
+            ast::ObjectNamePart::Identifier(i) => i.value.clone(),
+            ast::ObjectNamePart::Function(f) => f.name.value.clone(),
+        })
+        .collect();
+    let table_of = |t: &str| {
+        ApdbTable::ALL
+            .into_iter()
+            .find(|x| x.name().eq_ignore_ascii_case(t))
+    };
+    match parts.as_slice() {
+        [database, table] => {
+            let (db, apdb) = ctx
+                .apdbs
+                .iter()
+                .find(|(d, _)| d.eq_ignore_ascii_case(database))?;
+            Some((db.clone(), Arc::clone(apdb), table_of(table)?))
+        }
+        [table] => {
+            let live = table_of(table)?;
+            let in_catalog = ctx
+                .db
+                .catalog()
+                .databases
+                .values()
+                .any(|d| d.tables.keys().any(|t| t.eq_ignore_ascii_case(table)));
+            if in_catalog {
+                return None;
+            }
+            let (db, apdb) = ctx.apdbs.iter().next()?;
+            Some((db.clone(), Arc::clone(apdb), live))
+        }
+        _ => None,
+    }
+}
+
 /// Resolves a FROM-clause table name.
 fn resolve_table(ctx: &PlanContext<'_>, name: &ast::ObjectName) -> Result<(String, String)> {
     let parts: Vec<String> = name
@@ -557,6 +607,30 @@ fn add_factor(
         } => {
             if args.is_some() {
                 return Err(QueryError::unsupported(format!("table function {name}")));
+            }
+            if let Some((database, apdb, table)) = resolve_apdb_table(ctx, name) {
+                let columns: Vec<ColumnInfo> = apdb
+                    .schema(table)
+                    .columns
+                    .iter()
+                    .map(|c| ColumnInfo {
+                        name: c.name.clone(),
+                        data_type: DataType::of_column(c.column_type),
+                        nullable: c.nullable,
+                    })
+                    .collect();
+                let alias = alias_name(alias)?.unwrap_or_else(|| table.name().to_string());
+                return scope
+                    .push(ScopeTable {
+                        alias,
+                        database: Some(database),
+                        table: table.name().to_string(),
+                        source: Source::Apdb { apdb, table },
+                        placement: Placement::Whole,
+                        columns,
+                        slot_offset: 0,
+                    })
+                    .map_err(|e| e.at(SourceText::position(name.span())));
             }
             let (database, table) =
                 resolve_table(ctx, name).map_err(|e| e.at(SourceText::position(name.span())))?;
@@ -737,6 +811,26 @@ fn key_restriction(expr: &Expr, key_slot: usize) -> Option<KeyRestriction> {
             values.map(KeyRestriction::Values)
         }
         _ => None,
+    }
+}
+
+/// The condition a key restriction stands for, on `column`.
+fn restriction_filter(column: Expr, restriction: &KeyRestriction) -> Expr {
+    match restriction {
+        KeyRestriction::Values(values) => Expr::InList {
+            arg: Box::new(column),
+            list: values.iter().map(|&v| Scalar::Int(v)).collect(),
+            negated: false,
+        },
+        KeyRestriction::Range(low, high) => Expr::binary(
+            BinaryOp::And,
+            Expr::binary(
+                BinaryOp::GtEq,
+                column.clone(),
+                Expr::literal(Scalar::Int(*low)),
+            ),
+            Expr::binary(BinaryOp::LtEq, column, Expr::literal(Scalar::Int(*high))),
+        ),
     }
 }
 
@@ -1376,6 +1470,37 @@ pub fn plan_select(
             }
         }
     }
+    // A director-key restriction also holds for a table joined on the
+    // director key (o.objectId = s.objectId): give it to that table too, as
+    // a filter and for director-index pruning.
+    loop {
+        let mut changed = false;
+        for (edge, _) in &joins {
+            let JoinEdge::Equi { left, right } = edge else {
+                continue;
+            };
+            for (from, to) in [(*left, *right), (*right, *left)] {
+                let keyed = |(t, c): (usize, usize)| {
+                    scope.tables[t].placement.is_partitioned()
+                        && scope.tables[t].placement.director_key() == Some(c)
+                };
+                if !(keyed(from) && keyed(to)) || key_restrictions[to.0].is_some() {
+                    continue;
+                }
+                let Some(restriction) = key_restrictions[from.0].clone() else {
+                    continue;
+                };
+                let column =
+                    Expr::column(scope.slot(to.0, to.1), scope.tables[to.0].column_type(to.1));
+                local_filters[to.0].push(restriction_filter(column, &restriction));
+                key_restrictions[to.0] = Some(restriction);
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
     // The own side of a near join is the restricted one when only one is.
     for (edge, _) in &mut joins {
         if let JoinEdge::Near {
@@ -1406,6 +1531,16 @@ pub fn plan_select(
         .map_err(QueryError::internal)?;
     let mut region = restrictor.as_ref().map(|r| r.region.clone());
     if let Some(r) = &restrictor {
+        // Live alert-production tables: the restrictor applies to their ra/dec.
+        for (t, table) in scope.tables.iter().enumerate() {
+            if let Source::Apdb { .. } = table.source
+                && let (Some(ra), Some(dec)) = (table.column_index("ra"), table.column_index("dec"))
+            {
+                let ra_expr = Expr::column(scope.slot(t, ra), table.column_type(ra));
+                let dec_expr = Expr::column(scope.slot(t, dec), table.column_type(dec));
+                local_filters[t].insert(0, r.predicate(ra_expr, dec_expr));
+            }
+        }
         for &t in &partitioned {
             if let Some((ra, decl)) = scope.tables[t].placement.position() {
                 let ra_expr = Expr::column(scope.slot(t, ra), scope.tables[t].column_type(ra));
@@ -1733,6 +1868,7 @@ pub fn plan_select(
         order,
         limit,
         offset,
+        region: restrictor.map(|r| r.region),
     })
 }
 
