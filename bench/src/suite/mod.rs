@@ -44,7 +44,8 @@ pub struct SuiteArgs {
     #[arg(long, default_value_t = 10_000.0)]
     density: f64,
     /// Scratch directory for every engine's data (default: a new directory
-    /// under /var/tmp); removed at the end unless --keep.
+    /// under the system's temporary directory, `$TMPDIR` or /tmp); removed
+    /// at the end unless --keep.
     #[arg(long)]
     dir: Option<PathBuf>,
     /// Keep the scratch directory.
@@ -218,7 +219,7 @@ pub fn run(args: &SuiteArgs) -> Result<(), String> {
         return Err(format!("suite: unknown peer {bad} (known: {})", PEERS.join(", ")));
     }
     let dir = args.dir.clone().unwrap_or_else(|| {
-        PathBuf::from("/var/tmp").join(format!("skyscan-suite-{}", std::process::id()))
+        std::env::temp_dir().join(format!("skyscan-suite-{}", std::process::id()))
     });
     if dir.exists() {
         return Err(format!(
