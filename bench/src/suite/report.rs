@@ -436,8 +436,10 @@ fn markdown(o: &Outcome, has_chart: &dyn Fn(&str) -> bool) -> String {
         "All from the same two Parquet files ({:.0} MB). skyscan: the `skyscan load` pipeline (read Parquet, \
          place with overlap, encode, O_DIRECT writes with fsync, director index). DuckDB: `CREATE TABLE AS` + \
          ART indexes on objectId. chDB: MergeTree ordered by objectId, `INSERT` + `OPTIMIZE FINAL`. \
-         PostgreSQL: `COPY` from CSV (the CSV export is not timed; fsync off), then primary key, Q3C index, \
-         `CLUSTER`, `ANALYZE` (index s). DuckDB on Parquet loads nothing.\n",
+         PostgreSQL: `COPY` of CSV streamed from memory (made from the Parquet by DuckDB + pyarrow, not \
+         timed; Source in objectId order; fsync off, no WAL: each table is created and filled in one \
+         transaction), then primary key, Q3C index, `CLUSTER` of Object on it, Source's objectId index, \
+         `ANALYZE` (index s). chDB's bytes are its active parts. DuckDB on Parquet loads nothing.\n",
         o.data.parquet_bytes as f64 / 1e6
     );
     let _ = writeln!(s, "| engine | version | load s | index s | rows/s | bytes on disk | ÷ Parquet |");
