@@ -2,6 +2,7 @@
 //! as Parquet (what every engine loads), then loaded into skyscan from those
 //! files through the loader `skyscan load` uses (timed: the load rate).
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -14,7 +15,7 @@ use skyscan_engine::synth::export::{schema_sql, write_parquet};
 use skyscan_engine::synth::{
     Footprint, ObjectSpec, Rng, SourceSpec, generate_objects, generate_sources,
 };
-use skyscan_engine::table::Table;
+use skyscan_engine::table::{Table, column_raw_bytes};
 use skyscan_format::ColumnData;
 
 /// The skyscan database the suite's tables live in.
@@ -48,6 +49,9 @@ pub struct Dataset {
     pub min_sources: u64,
     /// Seconds to generate the rows and write the Parquet files.
     pub generate_seconds: f64,
+    /// `Table.column` → its decoded bytes (values and validity): what a
+    /// hot scan must at least touch, for the per-class floor.
+    pub column_bytes: BTreeMap<String, u64>,
 }
 
 /// skyscan's load of the two Parquet files.
@@ -151,7 +155,18 @@ pub fn generate(
         min_sources = count as u64;
     }
 
+    let mut column_bytes = BTreeMap::new();
+    for table in [&object_table, &source_table] {
+        for (def, column) in table.schema.columns.iter().zip(&table.columns) {
+            column_bytes.insert(
+                format!("{}.{}", table.schema.name, def.name),
+                column_raw_bytes(column),
+            );
+        }
+    }
+
     Ok(Dataset {
+        column_bytes,
         object_parquet,
         source_parquet,
         objects: object_table.rows() as u64,

@@ -124,8 +124,12 @@ pub struct ClassFigure {
     pub check: BTreeMap<String, String>,
     /// Rows of skyscan's answer (first instance).
     pub rows: u64,
-    /// Bytes skyscan read (first instance's blocks).
+    /// Bytes skyscan read (first instance's blocks, as the engine reports).
     pub bytes_read: u64,
+    /// The bytes of the class's floor: for full scans the decoded bytes of
+    /// the columns they reference (the convoy path reports no bytes read),
+    /// else `bytes_read`.
+    pub floor_bytes: u64,
     /// skyscan's SQL of the first instance.
     pub sql: String,
 }
@@ -447,6 +451,17 @@ fn run_in(args: &SuiteArgs, dir: &Path) -> Result<Outcome, String> {
             figure.rows = rows.len() as u64;
             figure.bytes_read = *bytes;
         }
+        figure.floor_bytes = if first.scan_columns.is_empty() {
+            figure.bytes_read
+        } else {
+            let mut sum = 0;
+            for column in &first.scan_columns {
+                sum += data.column_bytes.get(*column).ok_or_else(|| {
+                    format!("{}: the generated tables have no column {column}", class.name)
+                })?;
+            }
+            sum
+        };
         let mut mine: Vec<f64> = instances
             .iter()
             .filter_map(|q| ours_answers.get(&q.id).map(|a| a.1))

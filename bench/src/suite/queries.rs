@@ -93,6 +93,9 @@ pub struct Question {
     pub peers: BTreeMap<&'static str, String>,
     /// Rows compare in order (ORDER BY) rather than as a multiset.
     pub ordered: bool,
+    /// `Table.column`s a full scan of this query reads (empty: not a full
+    /// scan): their decoded bytes at memory bandwidth are its floor.
+    pub scan_columns: Vec<&'static str>,
 }
 
 fn all_peers(sql: &str) -> BTreeMap<&'static str, String> {
@@ -140,6 +143,7 @@ pub fn low_volume(data: &Dataset, count: usize) -> Vec<Question> {
             skyscan: lv1.replace("{Object}", "Object"),
             peers: all_peers(&lv1),
             ordered: false,
+        scan_columns: Vec::new(),
         });
         let lv2 = format!(
             "SELECT sourceId, midpointMjdTai, band, psfFlux FROM {{Source}} WHERE objectId = {id}"
@@ -150,6 +154,7 @@ pub fn low_volume(data: &Dataset, count: usize) -> Vec<Question> {
             skyscan: lv2.replace("{Source}", "Source"),
             peers: all_peers(&lv2),
             ordered: false,
+        scan_columns: Vec::new(),
         });
         let lv4 = format!(
             "SELECT o.objectId, o.ra, o.decl, s.sourceId, s.psfFlux FROM {{Object}} o JOIN {{Source}} s \
@@ -163,6 +168,7 @@ pub fn low_volume(data: &Dataset, count: usize) -> Vec<Question> {
                 .replace("{Source}", "Source"),
             peers: all_peers(&lv4),
             ordered: false,
+        scan_columns: Vec::new(),
         });
         // Cones from 1′ to 10′.
         let (ra, decl) = data.sample_positions[index % data.sample_positions.len()];
@@ -195,6 +201,7 @@ pub fn low_volume(data: &Dataset, count: usize) -> Vec<Question> {
             ),
             peers,
             ordered: false,
+        scan_columns: Vec::new(),
         });
     }
     out
@@ -219,6 +226,7 @@ pub fn high_volume(data: &Dataset, nn_area_deg2: f64) -> Vec<Question> {
         skyscan: hv1.replace("{Object}", "Object"),
         peers,
         ordered: false,
+        scan_columns: vec!["Object.objectId", "Object.ra", "Object.decl", "Object.r_psfFlux", "Object.extendedness", "Object.g_psfFlux", "Object.i_psfFlux", "Object.z_psfFlux"],
     });
 
     let hv2 = "SELECT FLOOR(decl * 2) AS bin, COUNT(*) AS n, AVG(r_psfFlux) AS r, MIN(g_psfFlux) AS gmin, \
@@ -232,6 +240,7 @@ pub fn high_volume(data: &Dataset, nn_area_deg2: f64) -> Vec<Question> {
         skyscan: hv2.replace("{Object}", "Object"),
         peers,
         ordered: true,
+        scan_columns: vec!["Object.decl", "Object.r_psfFlux", "Object.g_psfFlux", "Object.i_psfFlux", "Object.nVisits"],
     });
 
     let (ra1, dec1, ra2, dec2) = nn_box(data, nn_area_deg2);
@@ -275,6 +284,7 @@ pub fn high_volume(data: &Dataset, nn_area_deg2: f64) -> Vec<Question> {
         ),
         peers,
         ordered: false,
+        scan_columns: Vec::new(),
     });
 
     let hv4 = "SELECT s.band, COUNT(*) AS n, AVG(s.psfFlux) AS flux, MAX(s.midpointMjdTai) AS last \
@@ -290,6 +300,7 @@ pub fn high_volume(data: &Dataset, nn_area_deg2: f64) -> Vec<Question> {
             .replace("{Source}", "Source"),
         peers,
         ordered: true,
+        scan_columns: vec!["Object.objectId", "Object.extendedness", "Object.r_psfFlux", "Source.objectId", "Source.band", "Source.psfFlux", "Source.midpointMjdTai"],
     });
 
     let hv5 = format!(
@@ -305,6 +316,7 @@ pub fn high_volume(data: &Dataset, nn_area_deg2: f64) -> Vec<Question> {
         skyscan: hv5.replace("{Source}", "Source"),
         peers,
         ordered: true,
+        scan_columns: vec!["Source.objectId", "Source.psfFlux", "Source.midpointMjdTai"],
     });
     out
 }

@@ -153,6 +153,7 @@ fn results_json(o: &Outcome) -> serde_json::Value {
                 "check": c.check,
                 "rows": c.rows,
                 "bytes_read": c.bytes_read,
+                "floor_bytes": c.floor_bytes,
                 "sql": c.sql,
             })
         })
@@ -299,8 +300,10 @@ fn markdown(o: &Outcome, has_chart: &dyn Fn(&str) -> bool) -> String {
     let _ = writeln!(
         s,
         "Ratio = the best peer's time ÷ skyscan's (> 1: skyscan is faster), the best among peers whose \
-         answers equal skyscan's. Floor = the bytes skyscan read for the query at the measured 2-thread \
-         memory bandwidth (the data are in memory: the physical limit of a hot scan).\n"
+         answers equal skyscan's. Floor = the physical limit of a hot query (the data are in memory): \
+         bytes at the measured 2-thread memory bandwidth. For the full scans (HV1, HV2, HV4, HV5) the bytes \
+         are the decoded values of the columns the query references, each touched once; for the others the \
+         bytes skyscan read, as its engine reports them.\n"
     );
     let _ = writeln!(
         s,
@@ -314,8 +317,8 @@ fn markdown(o: &Outcome, has_chart: &dyn Fn(&str) -> bool) -> String {
             .map_or("", |c| c.what);
         let ours = figure.ms.get("skyscan").copied();
         let best = best_peer(figure);
-        let floor = (figure.bytes_read > 0)
-            .then(|| figure.bytes_read as f64 / m.memory_read_2_bytes_per_s * 1000.0);
+        let floor = (figure.floor_bytes > 0)
+            .then(|| figure.floor_bytes as f64 / m.memory_read_2_bytes_per_s * 1000.0);
         let cell = |engine: &str| {
             let text = ms_text(figure.ms.get(engine).copied());
             match figure.check.get(engine) {
