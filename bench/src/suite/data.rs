@@ -80,7 +80,8 @@ fn write_parquet_file(table: &Table, path: &Path) -> Result<u64, String> {
     let file = File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
     write_parquet(table, &mut out, &mut |_| {})?;
-    out.flush().map_err(|e| format!("{}: {e}", path.display()))?;
+    out.flush()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     drop(out);
     std::fs::metadata(path)
         .map(|m| m.len())
@@ -101,8 +102,11 @@ pub fn generate(
     let started = Instant::now();
     let spec = ObjectSpec::with_density(objects, density, 42);
     let object_table = generate_objects(&spec, threads).into_table()?;
-    let source_table =
-        generate_sources(&object_table, &SourceSpec::new(sources_per_object, 43), threads)?;
+    let source_table = generate_sources(
+        &object_table,
+        &SourceSpec::new(sources_per_object, 43),
+        threads,
+    )?;
     let object_parquet = dir.join("Object.parquet");
     let source_parquet = dir.join("Source.parquet");
     let parquet_bytes = write_parquet_file(&object_table, &object_parquet)?

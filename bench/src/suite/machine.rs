@@ -74,7 +74,8 @@ fn disk_read_rate(dir: &Path, bytes: u64) -> Result<f64, String> {
     let path = dir.join("disk-probe");
     let pieces = bytes.div_ceil(PIECE as u64).max(1);
     {
-        let mut file = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut file =
+            std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         // Not zeros (a thin-provisioned device could skip them).
         let mut block = vec![0u8; PIECE];
         let mut state = 0x9e37_79b9_7f4a_7c15u64;
@@ -138,7 +139,10 @@ fn sum_words(words: &[u64]) -> u64 {
             *lane = lane.wrapping_add(w);
         }
     }
-    let tail = chunks.remainder().iter().fold(0u64, |a, &b| a.wrapping_add(b));
+    let tail = chunks
+        .remainder()
+        .iter()
+        .fold(0u64, |a, &b| a.wrapping_add(b));
     lanes.iter().fold(tail, |a, &b| a.wrapping_add(b))
 }
 
@@ -147,7 +151,9 @@ fn sum_words(words: &[u64]) -> u64 {
 pub fn measure(dir: &Path, disk_bytes: u64, memory_bytes: u64) -> Result<Machine, String> {
     let load_at_start = load_average();
     let disk_read_bytes_per_s = disk_read_rate(dir, disk_bytes)?;
-    let words: Vec<u64> = (0..memory_bytes / 8).map(|i| i.wrapping_mul(0x9e37)).collect();
+    let words: Vec<u64> = (0..memory_bytes / 8)
+        .map(|i| i.wrapping_mul(0x9e37))
+        .collect();
     let memory_read_1_bytes_per_s = memory_read_rate(&words, 1);
     let memory_read_2_bytes_per_s = memory_read_rate(&words, 2);
     drop(words);

@@ -75,7 +75,9 @@ fn lv_round(
     if let Some(e) = first_error.into_inner().ok().flatten() {
         return Err(e);
     }
-    latencies.into_inner().map_err(|_| "latencies poisoned".to_string())
+    latencies
+        .into_inner()
+        .map_err(|_| "latencies poisoned".to_string())
 }
 
 /// Runs the mix on skyscan.

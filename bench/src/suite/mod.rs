@@ -85,7 +85,11 @@ pub struct SuiteArgs {
     #[arg(long, default_value_t = 5)]
     hv_clients: usize,
     /// Peers to run, comma-separated (duckdb, duckdb-parquet, chdb, postgres).
-    #[arg(long, value_delimiter = ',', default_value = "duckdb,duckdb-parquet,chdb,postgres")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "duckdb,duckdb-parquet,chdb,postgres"
+    )]
     peers: Vec<String>,
     /// Peers that must run: the suite fails if one is missing.
     #[arg(long, value_delimiter = ',', default_value = "duckdb")]
@@ -220,7 +224,10 @@ pub fn run(args: &SuiteArgs) -> Result<(), String> {
         .chain(&args.require)
         .find(|p| !PEERS.contains(&p.as_str()))
     {
-        return Err(format!("suite: unknown peer {bad} (known: {})", PEERS.join(", ")));
+        return Err(format!(
+            "suite: unknown peer {bad} (known: {})",
+            PEERS.join(", ")
+        ));
     }
     let dir = args.dir.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("skyscan-suite-{}", std::process::id()))
@@ -256,11 +263,7 @@ fn run_in(args: &SuiteArgs, dir: &Path) -> Result<Outcome, String> {
     let started = Instant::now();
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     eprintln!("suite: measuring the machine");
-    let machine = machine::measure(
-        dir,
-        args.disk_probe_mib << 20,
-        args.memory_probe_mib << 20,
-    )?;
+    let machine = machine::measure(dir, args.disk_probe_mib << 20, args.memory_probe_mib << 20)?;
     eprintln!(
         "suite: generating {} Objects, ~{} Sources each",
         args.objects, args.sources_per_object
@@ -327,7 +330,11 @@ fn run_in(args: &SuiteArgs, dir: &Path) -> Result<Outcome, String> {
     };
     if !engines.is_empty() {
         eprintln!("suite: loading the peers: {}", engines.join(", "));
-        let out = peers::call(dir, "load", &with(serde_json::json!({ "engines": engines })))?;
+        let out = peers::call(
+            dir,
+            "load",
+            &with(serde_json::json!({ "engines": engines })),
+        )?;
         for name in engines.clone() {
             let entry = &out["engines"][name.as_str()];
             if let Some(reason) = entry["skip"].as_str() {
@@ -364,7 +371,9 @@ fn run_in(args: &SuiteArgs, dir: &Path) -> Result<Outcome, String> {
     if let Some(missing) = args.require.iter().find(|p| !engines.contains(p)) {
         return Err(format!(
             "required peer {missing} did not run: {}",
-            skipped.get(missing.as_str()).map_or("not requested", String::as_str)
+            skipped
+                .get(missing.as_str())
+                .map_or("not requested", String::as_str)
         ));
     }
 
@@ -442,7 +451,8 @@ fn run_in(args: &SuiteArgs, dir: &Path) -> Result<Outcome, String> {
             class: class.name,
             ..ClassFigure::default()
         };
-        let instances: Vec<&Question> = questions.iter().filter(|q| q.class == class.name).collect();
+        let instances: Vec<&Question> =
+            questions.iter().filter(|q| q.class == class.name).collect();
         let Some(first) = instances.first() else {
             continue;
         };
@@ -457,7 +467,10 @@ fn run_in(args: &SuiteArgs, dir: &Path) -> Result<Outcome, String> {
             let mut sum = 0;
             for column in &first.scan_columns {
                 sum += data.column_bytes.get(*column).ok_or_else(|| {
-                    format!("{}: the generated tables have no column {column}", class.name)
+                    format!(
+                        "{}: the generated tables have no column {column}",
+                        class.name
+                    )
                 })?;
             }
             sum
@@ -575,7 +588,9 @@ fn run_in(args: &SuiteArgs, dir: &Path) -> Result<Outcome, String> {
                     let theirs = answers::from_json(&d["rows"][q]);
                     let count = theirs.len() as u64;
                     // The shared queries' histograms are ORDER BY; the rest one row.
-                    if answers::compare(&answers::from_result(result), &theirs, count, true).is_err() {
+                    if answers::compare(&answers::from_result(result), &theirs, count, true)
+                        .is_err()
+                    {
                         bad += 1;
                     }
                 }

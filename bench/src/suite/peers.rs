@@ -7,13 +7,20 @@ use std::process::Command;
 
 /// `bench/peers/<name>`.
 pub fn script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("peers").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("peers")
+        .join(name)
 }
 
 /// Runs `suite_peers.py MODE` on `spec` (written to `work/MODE.json`).
-pub fn call(work: &Path, mode: &str, spec: &serde_json::Value) -> Result<serde_json::Value, String> {
+pub fn call(
+    work: &Path,
+    mode: &str,
+    spec: &serde_json::Value,
+) -> Result<serde_json::Value, String> {
     let spec_path = work.join(format!("{mode}.json"));
-    std::fs::write(&spec_path, spec.to_string()).map_err(|e| format!("{}: {e}", spec_path.display()))?;
+    std::fs::write(&spec_path, spec.to_string())
+        .map_err(|e| format!("{}: {e}", spec_path.display()))?;
     let output = Command::new("python3")
         .arg(script("suite_peers.py"))
         .arg(mode)
@@ -68,7 +75,11 @@ impl PgServer {
 
 impl Drop for PgServer {
     fn drop(&mut self) {
-        match call(&self.work, "pg-stop", &serde_json::json!({ "dir": self.dir })) {
+        match call(
+            &self.work,
+            "pg-stop",
+            &serde_json::json!({ "dir": self.dir }),
+        ) {
             Ok(out) if out["stopped"].as_bool() == Some(true) => {}
             Ok(out) => eprintln!("suite: PostgreSQL did not stop cleanly: {out}"),
             Err(e) => eprintln!("suite: stopping PostgreSQL: {e}"),

@@ -143,7 +143,7 @@ pub fn low_volume(data: &Dataset, count: usize) -> Vec<Question> {
             skyscan: lv1.replace("{Object}", "Object"),
             peers: all_peers(&lv1),
             ordered: false,
-        scan_columns: Vec::new(),
+            scan_columns: Vec::new(),
         });
         let lv2 = format!(
             "SELECT sourceId, midpointMjdTai, band, psfFlux FROM {{Source}} WHERE objectId = {id}"
@@ -154,7 +154,7 @@ pub fn low_volume(data: &Dataset, count: usize) -> Vec<Question> {
             skyscan: lv2.replace("{Source}", "Source"),
             peers: all_peers(&lv2),
             ordered: false,
-        scan_columns: Vec::new(),
+            scan_columns: Vec::new(),
         });
         let lv4 = format!(
             "SELECT o.objectId, o.ra, o.decl, s.sourceId, s.psfFlux FROM {{Object}} o JOIN {{Source}} s \
@@ -168,7 +168,7 @@ pub fn low_volume(data: &Dataset, count: usize) -> Vec<Question> {
                 .replace("{Source}", "Source"),
             peers: all_peers(&lv4),
             ordered: false,
-        scan_columns: Vec::new(),
+            scan_columns: Vec::new(),
         });
         // Cones from 1′ to 10′.
         let (ra, decl) = data.sample_positions[index % data.sample_positions.len()];
@@ -226,7 +226,16 @@ pub fn high_volume(data: &Dataset, nn_area_deg2: f64) -> Vec<Question> {
         skyscan: hv1.replace("{Object}", "Object"),
         peers,
         ordered: false,
-        scan_columns: vec!["Object.objectId", "Object.ra", "Object.decl", "Object.r_psfFlux", "Object.extendedness", "Object.g_psfFlux", "Object.i_psfFlux", "Object.z_psfFlux"],
+        scan_columns: vec![
+            "Object.objectId",
+            "Object.ra",
+            "Object.decl",
+            "Object.r_psfFlux",
+            "Object.extendedness",
+            "Object.g_psfFlux",
+            "Object.i_psfFlux",
+            "Object.z_psfFlux",
+        ],
     });
 
     let hv2 = "SELECT FLOOR(decl * 2) AS bin, COUNT(*) AS n, AVG(r_psfFlux) AS r, MIN(g_psfFlux) AS gmin, \
@@ -240,14 +249,24 @@ pub fn high_volume(data: &Dataset, nn_area_deg2: f64) -> Vec<Question> {
         skyscan: hv2.replace("{Object}", "Object"),
         peers,
         ordered: true,
-        scan_columns: vec!["Object.decl", "Object.r_psfFlux", "Object.g_psfFlux", "Object.i_psfFlux", "Object.nVisits"],
+        scan_columns: vec![
+            "Object.decl",
+            "Object.r_psfFlux",
+            "Object.g_psfFlux",
+            "Object.i_psfFlux",
+            "Object.nVisits",
+        ],
     });
 
     let (ra1, dec1, ra2, dec2) = nn_box(data, nn_area_deg2);
     let r = NN_RADIUS_DEG;
     // DuckDB at its best: a grid-cell hash join (cells of side >= r; each
     // point against the 3x3 cells around it), then the haversine.
-    let cell_ra = r / (dec1.abs().max(dec2.abs()) + r).min(89.0).to_radians().cos();
+    let cell_ra = r
+        / (dec1.abs().max(dec2.abs()) + r)
+            .min(89.0)
+            .to_radians()
+            .cos();
     let grid = format!(
         "WITH p AS (SELECT objectId, ra, decl, CAST(floor(ra / {cell_ra}) AS BIGINT) AS cx, \
          CAST(floor(decl / {r}) AS BIGINT) AS cy FROM {{Object}} \
@@ -300,7 +319,15 @@ pub fn high_volume(data: &Dataset, nn_area_deg2: f64) -> Vec<Question> {
             .replace("{Source}", "Source"),
         peers,
         ordered: true,
-        scan_columns: vec!["Object.objectId", "Object.extendedness", "Object.r_psfFlux", "Source.objectId", "Source.band", "Source.psfFlux", "Source.midpointMjdTai"],
+        scan_columns: vec![
+            "Object.objectId",
+            "Object.extendedness",
+            "Object.r_psfFlux",
+            "Source.objectId",
+            "Source.band",
+            "Source.psfFlux",
+            "Source.midpointMjdTai",
+        ],
     });
 
     let hv5 = format!(

@@ -76,7 +76,10 @@ pub fn print_shared(shared: &[SharedFigure]) {
             "{:>3} {:>12.1} {:>10} {:>12} {:>10} {:>9}  {}",
             s.k,
             s.skyscan_ms,
-            base.map_or("–".into(), |b| format!("{:.2}", s.skyscan_ms / b.skyscan_ms)),
+            base.map_or("–".into(), |b| format!(
+                "{:.2}",
+                s.skyscan_ms / b.skyscan_ms
+            )),
             ms_text(s.duckdb_ms),
             match (s.duckdb_ms, base.and_then(|b| b.duckdb_ms)) {
                 (Some(d), Some(b)) => format!("{:.2}", d / b),
@@ -93,9 +96,19 @@ pub fn print_shared(shared: &[SharedFigure]) {
 pub fn print_mix(mixes: &BTreeMap<String, MixResult>) {
     println!(
         "{:<8} {:>9} {:>9} {:>9} {:>10} {:>10} {:>10} {:>11} {:>8}",
-        "engine", "idle p50", "idle p95", "idle p99", "load p50", "load p95", "load p99", "p99 ratio", "HV runs"
+        "engine",
+        "idle p50",
+        "idle p95",
+        "idle p99",
+        "load p50",
+        "load p95",
+        "load p99",
+        "p99 ratio",
+        "HV runs"
     );
-    println!("  (ms; HV runs = HV queries completed while the LV clients ran, HV ms = their median)");
+    println!(
+        "  (ms; HV runs = HV queries completed while the LV clients ran, HV ms = their median)"
+    );
     for (engine, m) in mixes {
         let p = |v: &[f64], q: f64| percentile(v, q);
         println!(
@@ -271,7 +284,11 @@ fn markdown(o: &Outcome, has_chart: &dyn Fn(&str) -> bool) -> String {
     let _ = writeln!(s, "## Machine (measured in the run)\n");
     let _ = writeln!(s, "| fact | value |\n|---|---|");
     let _ = writeln!(s, "| cores | {} ({}) |", m.cores, m.cpu);
-    let _ = writeln!(s, "| memory | {:.1} GiB |", m.memory_bytes as f64 / (1u64 << 30) as f64);
+    let _ = writeln!(
+        s,
+        "| memory | {:.1} GiB |",
+        m.memory_bytes as f64 / (1u64 << 30) as f64
+    );
     let _ = writeln!(
         s,
         "| disk, sequential O_DIRECT read (4 MiB, 1 in flight, {} MiB) | {} |",
@@ -357,23 +374,36 @@ fn markdown(o: &Outcome, has_chart: &dyn Fn(&str) -> bool) -> String {
         })
         .collect();
     if problems.is_empty() {
-        let _ = writeln!(s, "\nEvery answer of every peer equals skyscan's (counts, sums, id sets).\n");
+        let _ = writeln!(
+            s,
+            "\nEvery answer of every peer equals skyscan's (counts, sums, id sets).\n"
+        );
     } else {
-        let _ = writeln!(s, "\nAnswers that differ or failed (✗):\n\n{}\n", problems.join("\n"));
+        let _ = writeln!(
+            s,
+            "\nAnswers that differ or failed (✗):\n\n{}\n",
+            problems.join("\n")
+        );
     }
     if has_chart("classes.png") {
         let _ = writeln!(s, "![time per class](classes.png)\n");
     }
 
     if !o.shared.is_empty() {
-        let _ = writeln!(s, "## Shared scans: K different full-scan queries at once\n");
+        let _ = writeln!(
+            s,
+            "## Shared scans: K different full-scan queries at once\n"
+        );
         let _ = writeln!(
             s,
             "The queries of `skyscan-bench shared` (counts, averages, colour cuts, a histogram over \
              different flux columns), submitted together; skyscan's ride its convoys (every scan, whatever its \
              chunk count), DuckDB runs them on a cursor each. T(1) is the first query alone.\n"
         );
-        let _ = writeln!(s, "| K | skyscan ms | T(K)/T(1) | DuckDB ms | DuckDB T(K)/T(1) | DuckDB ÷ skyscan | check |");
+        let _ = writeln!(
+            s,
+            "| K | skyscan ms | T(K)/T(1) | DuckDB ms | DuckDB T(K)/T(1) | DuckDB ÷ skyscan | check |"
+        );
         let _ = writeln!(s, "|---|---|---|---|---|---|---|");
         let base = o.shared.iter().find(|x| x.k == 1);
         for x in &o.shared {
@@ -382,7 +412,10 @@ fn markdown(o: &Outcome, has_chart: &dyn Fn(&str) -> bool) -> String {
                 "| {} | {} | {} | {} | {} | {} | {} |",
                 x.k,
                 ms_text(Some(x.skyscan_ms)),
-                base.map_or("–".into(), |b| format!("{:.2}", x.skyscan_ms / b.skyscan_ms)),
+                base.map_or("–".into(), |b| format!(
+                    "{:.2}",
+                    x.skyscan_ms / b.skyscan_ms
+                )),
                 ms_text(x.duckdb_ms),
                 match (x.duckdb_ms, base.and_then(|b| b.duckdb_ms)) {
                     (Some(d), Some(b)) => format!("{:.2}", d / b),
@@ -409,7 +442,10 @@ fn markdown(o: &Outcome, has_chart: &dyn Fn(&str) -> bool) -> String {
             s,
             "LV1–LV4 round robin. Idle: the same clients without the HV queries.\n"
         );
-        let _ = writeln!(s, "| engine | idle p50 | idle p95 | idle p99 | loaded p50 | loaded p95 | loaded p99 | p99 loaded ÷ idle | HV runs during the round | HV median ms |");
+        let _ = writeln!(
+            s,
+            "| engine | idle p50 | idle p95 | idle p99 | loaded p50 | loaded p95 | loaded p99 | p99 loaded ÷ idle | HV runs during the round | HV median ms |"
+        );
         let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|");
         for (engine, x) in &o.mix {
             let p = percentile;
@@ -445,7 +481,10 @@ fn markdown(o: &Outcome, has_chart: &dyn Fn(&str) -> bool) -> String {
          `ANALYZE` (index s). chDB's bytes are its active parts. DuckDB on Parquet loads nothing.\n",
         o.data.parquet_bytes as f64 / 1e6
     );
-    let _ = writeln!(s, "| engine | version | load s | index s | rows/s | bytes on disk | ÷ Parquet |");
+    let _ = writeln!(
+        s,
+        "| engine | version | load s | index s | rows/s | bytes on disk | ÷ Parquet |"
+    );
     let _ = writeln!(s, "|---|---|---|---|---|---|---|");
     let rows = (o.data.objects + o.data.sources) as f64;
     for l in &o.loads {
@@ -488,6 +527,17 @@ fn markdown(o: &Outcome, has_chart: &dyn Fn(&str) -> bool) -> String {
         "* Peers that do not answer a class leave it blank: PostgreSQL answers the lookups, cones and \
          near-neighbour pairs (its Q3C domain), chDB everything but the near-neighbour join."
     );
+    let _ = writeln!(
+        s,
+        "* Timing: skyscan through the embedded `QueryEngine` into a `CollectSink`; the peers from \
+         Python (DuckDB and chDB in process, PostgreSQL through psycopg2 over loopback), so their times \
+         include the client's call and the fetch of the rows (tens of µs: it matters only for LV1, LV2, LV4)."
+    );
+    let _ = writeln!(
+        s,
+        "* The mix's loaded round lasts as long as its LV clients take; \"HV runs\" counts the HV \
+         queries finished by then (each started at least once), so it is not an HV throughput."
+    );
     let _ = writeln!(s, "\n## SQL (skyscan's, first instance)\n");
     for figure in &o.classes {
         let _ = writeln!(s, "* {}: `{}`", figure.class, figure.sql);
@@ -510,7 +560,11 @@ fn goals(o: &Outcome) -> String {
         && last.k > 1
     {
         let r = last.skyscan_ms / base.skyscan_ms;
-        let goal_k = if last.k >= 64 { "" } else { " (measured at the largest K run, not 64)" };
+        let goal_k = if last.k >= 64 {
+            ""
+        } else {
+            " (measured at the largest K run, not 64)"
+        };
         lines.push(format!(
             "| shared scans T(64)/T(1) ≤ 1.3 | T({})/T(1) = {r:.2}{goal_k} | {} |",
             last.k,
@@ -527,13 +581,22 @@ fn goals(o: &Outcome) -> String {
         ));
     }
     if let Some(r) = ratio("HV3", "duckdb") {
-        lines.push(format!("| near-neighbour ≥ 20× DuckDB | {r:.1}× | {} |", verdict(r >= 20.0)));
+        lines.push(format!(
+            "| near-neighbour ≥ 20× DuckDB | {r:.1}× | {} |",
+            verdict(r >= 20.0)
+        ));
     }
     if let Some(r) = ratio("HV3", "postgres") {
-        lines.push(format!("| near-neighbour ≥ 3× Q3C | {r:.1}× | {} |", verdict(r >= 3.0)));
+        lines.push(format!(
+            "| near-neighbour ≥ 3× Q3C | {r:.1}× | {} |",
+            verdict(r >= 3.0)
+        ));
     }
     if let Some(r) = ratio("LV3", "postgres") {
-        lines.push(format!("| cone searches ≥ Q3C's speed | {r:.1}× | {} |", verdict(r >= 1.0)));
+        lines.push(format!(
+            "| cone searches ≥ Q3C's speed | {r:.1}× | {} |",
+            verdict(r >= 1.0)
+        ));
     }
     if let Some(x) = o.mix.get("skyscan") {
         let r = percentile(&x.loaded_ms, 0.99) / percentile(&x.idle_ms, 0.99);
