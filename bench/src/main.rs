@@ -17,6 +17,8 @@
 //!   hash join on the same points, and `s2PtInCircle` throughput.
 //! * `suite`: the LSST query mix (LV1–LV4, HV1–HV5, shared scans, 50 LV +
 //!   5 HV at once) against DuckDB, chDB and PostgreSQL + Q3C, with a report.
+//! * `transfer`: a 10 M-row result to the Rust and Python clients against
+//!   the raw loopback socket.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,6 +33,7 @@ mod scan_bench;
 mod shared_bench;
 mod spatial_bench;
 mod suite;
+mod transfer_bench;
 
 /// Benchmarks of skyscan against peers, side by side in one run.
 #[derive(Parser, Debug)]
@@ -58,6 +61,8 @@ enum Command {
     Spatial(spatial_bench::SpatialArgs),
     /// The LSST query mix (LDM-552 pools) against DuckDB, chDB, PostgreSQL + Q3C; `--report DIR`.
     Suite(suite::SuiteArgs),
+    /// Result transfer to the Rust and Python clients against raw loopback.
+    Transfer(transfer_bench::TransferArgs),
 }
 
 fn main() -> ExitCode {
@@ -71,6 +76,7 @@ fn main() -> ExitCode {
         Command::Scan(args) => scan_bench::run(&args),
         Command::Spatial(args) => spatial_bench::run(&args),
         Command::Suite(args) => suite::run(&args),
+        Command::Transfer(args) => transfer_bench::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -135,11 +135,10 @@ pub fn run(args: &SharedArgs) -> Result<(), String> {
     if args.k.is_empty() || args.k.iter().any(|&k| k == 0 || k > 64) {
         return Err("shared: --k values must be in 1..=64".to_string());
     }
-    let dir = args
-        .data_dir
-        .clone()
-        .unwrap_or_else(|| std::env::temp_dir().join(format!("skyscan-bench-query-{}", args.rows)));
-    let (root, parquet) = prepare_object_table(args.rows, &dir)?;
+    let dir = args.data_dir.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("skyscan-bench-query-{}-200000", args.rows))
+    });
+    let (root, parquet) = prepare_object_table(args.rows, 200_000.0, &dir)?;
     let engine = QueryEngine::new(
         Database::open(&root).map_err(|e| e.to_string())?,
         EngineOptions {

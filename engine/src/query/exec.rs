@@ -581,15 +581,43 @@ impl Task {
         if joined.rows == 0 {
             return Ok(());
         }
+        // Conditions the join did not enforce itself.
+        let remaining: Vec<Expr> = plan
+            .residual
+            .iter()
+            .filter(|part| part.edge.is_none_or(|edge| !joined.enforced[edge]))
+            .map(|part| part.expr.clone())
+            .collect();
+        // COUNT(*) of the joined rows: nothing to gather or evaluate.
+        if remaining.is_empty()
+            && let Some(ChunkOut::Agg(agg)) = self.out.as_mut()
+            && agg.counts_only()
+        {
+            agg.add_counted_rows(joined.rows as u64)?;
+            return Ok(());
+        }
+        // Gather only the slots the remaining conditions and the body read.
+        let mut needed: BTreeSet<usize> = BTreeSet::new();
+        remaining.iter().for_each(|e| needed.extend(e.slots()));
+        match &plan.body {
+            Body::Project { exprs } => exprs.iter().for_each(|e| needed.extend(e.slots())),
+            Body::Aggregate { keys, aggs, .. } => {
+                keys.iter().for_each(|e| needed.extend(e.slots()));
+                aggs.iter()
+                    .flat_map(|a| &a.args)
+                    .for_each(|e| needed.extend(e.slots()));
+            }
+        }
         let mut columns: Vec<Option<ColumnData>> = vec![None; plan.scope.slot_count()];
-        for (t, table) in plan.scope.tables.iter().enumerate() {
-            for &c in &plan.tables[t].keep {
-                if let Some(Some(column)) = inputs[t].columns.get(c) {
-                    columns[table.slot_offset + c] = Some(
-                        take(column, &joined.indices[t])
-                            .map_err(|e| QueryError::internal(e.to_string()))?,
-                    );
-                }
+        for &slot in &needed {
+            let Some((t, c)) = plan.scope.locate_slot(slot) else {
+                continue;
+            };
+            if let Some(Some(column)) = inputs[t].columns.get(c) {
+                columns[slot] = Some(
+                    take(column, &joined.indices[t])
+                        .map_err(|e| QueryError::internal(e.to_string()))?,
+                );
             }
         }
         let batch = Batch {
@@ -598,13 +626,6 @@ impl Task {
             chunk_id: self.chunk_id,
             sub_chunk_id: 0,
         };
-        // Conditions the join did not enforce itself.
-        let remaining: Vec<Expr> = plan
-            .residual
-            .iter()
-            .filter(|part| part.edge.is_none_or(|edge| !joined.enforced[edge]))
-            .map(|part| part.expr.clone())
-            .collect();
         let selection = if remaining.is_empty() {
             None
         } else {

@@ -136,6 +136,10 @@ pub enum JoinEdge {
         /// neighbouring sub-chunk of its chunk, so within a chunk it can
         /// appear more than once). True for two director tables.
         by_sub_chunk: bool,
+        /// Leave out the pairs of an object with itself (a self-join whose
+        /// two sides read the same rows, with `o1.key <> o2.key` among the
+        /// conditions): the kernel skips them instead of the filter.
+        exclude_same: bool,
     },
 }
 
@@ -1340,6 +1344,7 @@ pub fn plan_select(
                             radius_deg: near.radius_deg,
                             inclusive: near.inclusive,
                             by_sub_chunk: false,
+                            exclude_same: false,
                         },
                         residual.len(),
                     ));
@@ -1855,7 +1860,47 @@ pub fn plan_select(
             edge: joins.iter().position(|(_, part)| *part == index),
         })
         .collect();
-    let joins: Vec<JoinEdge> = joins.into_iter().map(|(edge, _)| edge).collect();
+    let mut joins: Vec<JoinEdge> = joins.into_iter().map(|(edge, _)| edge).collect();
+    let mut residual = residual;
+    // `o1.objectId <> o2.objectId` in a near-neighbour self-join whose two
+    // sides read the same rows: the kernel leaves out each object's pair
+    // with itself, and the condition is enforced by the join.
+    for (index, edge) in joins.iter_mut().enumerate() {
+        let JoinEdge::Near {
+            own,
+            partner,
+            by_sub_chunk: true,
+            exclude_same,
+            ..
+        } = edge
+        else {
+            continue;
+        };
+        let (a, b) = (&scope.tables[*own], &scope.tables[*partner]);
+        let same_table = a.database == b.database && a.table == b.table;
+        if !same_table || tables[*own].filter != tables[*partner].filter {
+            continue;
+        }
+        let (Some(key_a), Some(key_b)) = (a.placement.director_key(), b.placement.director_key())
+        else {
+            continue;
+        };
+        let (slot_a, slot_b) = (scope.slot(*own, key_a), scope.slot(*partner, key_b));
+        for part in residual.iter_mut().filter(|p| p.edge.is_none()) {
+            if let Expr::Binary {
+                op: BinaryOp::NotEq,
+                left,
+                right,
+            } = &part.expr
+                && let (Expr::Column { slot: l, .. }, Expr::Column { slot: r, .. }) =
+                    (&**left, &**right)
+                && ((*l, *r) == (slot_a, slot_b) || (*l, *r) == (slot_b, slot_a))
+            {
+                *exclude_same = true;
+                part.edge = Some(index);
+            }
+        }
+    }
     Ok(SelectPlan {
         scope,
         tables,
