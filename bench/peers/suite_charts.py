@@ -11,11 +11,11 @@ import json
 import os
 import sys
 
-COLORS = {"skyscan": "#d62728", "duckdb": "#1f77b4", "duckdb-parquet": "#9ecae1",
+COLORS = {"skyscan": "#d62728", "skyscan-server": "#f4a582", "duckdb": "#1f77b4", "duckdb-parquet": "#9ecae1",
           "chdb": "#ff7f0e", "postgres": "#2ca02c"}
-LABELS = {"skyscan": "skyscan", "duckdb": "DuckDB", "duckdb-parquet": "DuckDB (Parquet)",
+LABELS = {"skyscan": "skyscan", "skyscan-server": "skyscan (server)", "duckdb": "DuckDB", "duckdb-parquet": "DuckDB (Parquet)",
           "chdb": "chDB", "postgres": "PostgreSQL + Q3C"}
-ORDER = ["skyscan", "duckdb", "duckdb-parquet", "chdb", "postgres"]
+ORDER = ["skyscan", "skyscan-server", "duckdb", "duckdb-parquet", "chdb", "postgres"]
 DPI = 80
 
 

@@ -19,6 +19,7 @@ mod mix;
 mod peers;
 mod queries;
 mod report;
+mod server;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -30,6 +31,9 @@ use skyscan_engine::query::{CollectSink, EngineOptions, ExecOptions, QueryEngine
 
 use answers::Val;
 use queries::{CLASSES, PEERS, Question};
+
+/// skyscan through its server, as an engine name in the figures (not a peer).
+pub const SERVER: &str = "skyscan-server";
 
 /// Options of `skyscan-bench suite`.
 #[derive(Args, Debug, Clone)]
@@ -75,6 +79,9 @@ pub struct SuiteArgs {
     /// No shared-scan rounds.
     #[arg(long)]
     no_shared: bool,
+    /// Do not measure skyscan through its server and the Rust client.
+    #[arg(long)]
+    no_server: bool,
     /// LV clients of the concurrency mix (0: no mix).
     #[arg(long, default_value_t = 50)]
     clients: usize,
@@ -411,6 +418,41 @@ fn run_in(args: &SuiteArgs, dir: &Path) -> Result<Outcome, String> {
         );
     }
 
+    // skyscan through its server (loopback, the Rust client).
+    let mut server_answers: BTreeMap<String, (Vec<Vec<Val>>, f64)> = BTreeMap::new();
+    let server_note = if args.no_server {
+        "measured through the embedded engine only (--no-server)".to_string()
+    } else {
+        eprintln!(
+            "suite: skyscan server over loopback, {} queries",
+            questions.len()
+        );
+        let handle = server::start(&ours.root, args.threads, data::DATABASE)?;
+        let addr = handle.local_addr();
+        let measured = (|| -> Result<(), String> {
+            let mut client = server::connect(addr)?;
+            for q in &questions {
+                let low = CLASSES.iter().any(|c| c.name == q.class && c.low_volume);
+                let reps = if low { args.lv_reps } else { args.reps }.max(1);
+                let (_, rows) = server::query(&mut client, &q.skyscan)?;
+                let mut times = Vec::with_capacity(reps);
+                for _ in 0..reps {
+                    times.push(server::query(&mut client, &q.skyscan)?.0);
+                }
+                server_answers.insert(q.id.clone(), (rows, median(&mut times)));
+            }
+            client.close();
+            Ok(())
+        })();
+        handle.shutdown();
+        measured?;
+        format!(
+            "measured both through the embedded engine and through its server ({SERVER}: an in-process \
+             `skyscan_server` on {addr}, the Rust client on one open connection; its times include the \
+             protocol, Arrow IPC encoding and transfer; its answers are checked against the embedded engine's)"
+        )
+    };
+
     eprintln!("suite: peers, {} queries", questions.len());
     let peer_out = if engines.is_empty() {
         serde_json::json!({"results": {}})
@@ -480,6 +522,29 @@ fn run_in(args: &SuiteArgs, dir: &Path) -> Result<Outcome, String> {
             .filter_map(|q| ours_answers.get(&q.id).map(|a| a.1))
             .collect();
         figure.ms.insert("skyscan".to_string(), median(&mut mine));
+        if !server_answers.is_empty() {
+            let mut times = Vec::new();
+            let mut problem: Option<String> = None;
+            for q in &instances {
+                let (Some((theirs, ms)), Some((rows, _, _))) =
+                    (server_answers.get(&q.id), ours_answers.get(&q.id))
+                else {
+                    problem.get_or_insert(format!("no answer for {}", q.id));
+                    continue;
+                };
+                times.push(*ms);
+                if let Err(e) = answers::compare(rows, theirs, theirs.len() as u64, q.ordered) {
+                    mismatches += 1;
+                    problem.get_or_insert(format!("DIFFERENT on {}: {e}", q.id));
+                }
+            }
+            figure.ms.insert(SERVER.to_string(), median(&mut times));
+            let check = problem.unwrap_or_else(|| "same answers".to_string());
+            if check != "same answers" {
+                println!("{} {SERVER}: {check}", class.name);
+            }
+            figure.check.insert(SERVER.to_string(), check);
+        }
         for peer in &engines {
             if !first.peers.contains_key(peer.as_str()) {
                 continue;
@@ -682,9 +747,6 @@ fn run_in(args: &SuiteArgs, dir: &Path) -> Result<Outcome, String> {
     drop(pg);
     report::print_loads(&loads, &data);
 
-    let server_note = "the server branch was not merged into main when this suite was written: \
-                       skyscan is measured through the embedded engine only"
-        .to_string();
     Ok(Outcome {
         command,
         args: args.clone(),

@@ -26,7 +26,9 @@ pub fn best_peer(figure: &ClassFigure) -> Option<(&str, f64)> {
     figure
         .ms
         .iter()
-        .filter(|(engine, ms)| engine.as_str() != "skyscan" && ms.is_finite())
+        .filter(|(engine, ms)| {
+            engine.as_str() != "skyscan" && engine.as_str() != super::SERVER && ms.is_finite()
+        })
         .filter(|(engine, _)| {
             figure
                 .check
@@ -40,16 +42,17 @@ pub fn best_peer(figure: &ClassFigure) -> Option<(&str, f64)> {
 /// Prints the per-class table.
 pub fn print_classes(classes: &[ClassFigure]) {
     println!(
-        "{:<4} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8}  best peer",
-        "class", "skyscan", "duckdb", "duck-pq", "chdb", "pg-q3c", "ratio", "rows"
+        "{:<4} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8}  best peer",
+        "class", "skyscan", "server", "duckdb", "duck-pq", "chdb", "pg-q3c", "ratio", "rows"
     );
     for figure in classes {
         let best = best_peer(figure);
         let ours = figure.ms.get("skyscan").copied();
         println!(
-            "{:<4}  {:>10} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8}  {}",
+            "{:<4}  {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8}  {}",
             figure.class,
             ms_text(ours),
+            ms_text(figure.ms.get(super::SERVER).copied()),
             ms_text(figure.ms.get("duckdb").copied()),
             ms_text(figure.ms.get("duckdb-parquet").copied()),
             ms_text(figure.ms.get("chdb").copied()),
@@ -317,16 +320,17 @@ fn markdown(o: &Outcome, has_chart: &dyn Fn(&str) -> bool) -> String {
     let _ = writeln!(
         s,
         "Ratio = the best peer's time ÷ skyscan's (> 1: skyscan is faster), the best among peers whose \
-         answers equal skyscan's. Floor = the physical limit of a hot query (the data are in memory): \
+         answers equal skyscan's; skyscan is the embedded engine, skyscan (server) the same queries through \
+         its server and the Rust client over loopback (not counted as a peer). Floor = the physical limit of a hot query (the data are in memory): \
          bytes at the measured 2-thread memory bandwidth. For the full scans (HV1, HV2, HV4, HV5) the bytes \
          are the decoded values of the columns the query references, each touched once; for the others the \
          bytes skyscan read, as its engine reports them.\n"
     );
     let _ = writeln!(
         s,
-        "| class | what | skyscan | DuckDB | DuckDB Parquet | chDB | PostgreSQL + Q3C | best peer | ratio | floor | rows |"
+        "| class | what | skyscan | skyscan (server) | DuckDB | DuckDB Parquet | chDB | PostgreSQL + Q3C | best peer | ratio | floor | rows |"
     );
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|---|");
     for figure in &o.classes {
         let what = CLASSES
             .iter()
@@ -346,10 +350,11 @@ fn markdown(o: &Outcome, has_chart: &dyn Fn(&str) -> bool) -> String {
         };
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             figure.class,
             what,
             ms_text(ours),
+            cell(super::SERVER),
             cell("duckdb"),
             cell("duckdb-parquet"),
             cell("chdb"),
