@@ -193,6 +193,28 @@ def free_port():
         return s.getsockname()[1]
 
 
+PG_WATCHDOG = """
+import os, subprocess, sys, time
+suite, pg_bin, data = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+pid_file = os.path.join(data, "postmaster.pid")
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+while os.path.exists(pid_file) and alive(suite):
+    time.sleep(1)
+if os.path.exists(pid_file):
+    cmd = [pg_bin + "/pg_ctl", "-D", data, "-m", "fast", "-w", "stop"]
+    if os.geteuid() == 0:
+        cmd = ["runuser", "-u", "postgres", "--"] + cmd
+    subprocess.run(cmd, capture_output=True)
+"""
+
+
 def pg_start(spec):
     d = spec["dir"]
     if not os.path.exists(os.path.join(PG_BIN, "postgres")):
@@ -223,6 +245,13 @@ def pg_start(spec):
         return {"skip": f"pg_ctl start failed: {r.stderr.strip()[-300:]} {log}"}
     with open(os.path.join(d, "port"), "w") as f:
         f.write(str(port))
+    # The suite stops the server when it ends, but not when it is killed:
+    # a detached watchdog stops it once the suite's process is gone.
+    subprocess.Popen(
+        [sys.executable, "-c", PG_WATCHDOG, str(os.getppid()), PG_BIN, data],
+        start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, close_fds=True,
+    )
     try:
         import psycopg2
 
