@@ -15,6 +15,8 @@
 //!   raw O_DIRECT, lookups under load, memory).
 //! * `spatial`: the near-neighbour join kernel against DuckDB's grid-cell
 //!   hash join on the same points, and `s2PtInCircle` throughput.
+//! * `suite`: the LSST query mix (LV1–LV4, HV1–HV5, shared scans, 50 LV +
+//!   5 HV at once) against DuckDB, chDB and PostgreSQL + Q3C, with a report.
 //! * `transfer`: a 10 M-row result to the Rust and Python clients against
 //!   the raw loopback socket.
 
@@ -30,6 +32,7 @@ mod query_bench;
 mod scan_bench;
 mod shared_bench;
 mod spatial_bench;
+mod suite;
 mod transfer_bench;
 
 /// Benchmarks of skyscan against peers, side by side in one run.
@@ -56,6 +59,8 @@ enum Command {
     Scan(scan_bench::ScanArgs),
     /// Near-neighbour join at 1′ (1/2/4 deg²) against DuckDB; s2PtInCircle points/s.
     Spatial(spatial_bench::SpatialArgs),
+    /// The LSST query mix (LDM-552 pools) against DuckDB, chDB, PostgreSQL + Q3C; `--report DIR`.
+    Suite(suite::SuiteArgs),
     /// Result transfer to the Rust and Python clients against raw loopback.
     Transfer(transfer_bench::TransferArgs),
 }
@@ -72,6 +77,7 @@ fn main() -> ExitCode {
         Command::Shared(args) => shared_bench::run(&args),
         Command::Scan(args) => scan_bench::run(&args),
         Command::Spatial(args) => spatial_bench::run(&args),
+        Command::Suite(args) => suite::run(&args),
         Command::Transfer(args) => transfer_bench::run(&args),
     };
     match result {

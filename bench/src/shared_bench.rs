@@ -54,7 +54,7 @@ pub struct SharedArgs {
 const BANDS: [&str; 6] = ["u", "g", "r", "i", "z", "y"];
 
 /// The `index`-th query of the mix (64 distinct ones).
-fn query(index: usize) -> String {
+pub(crate) fn query(index: usize) -> String {
     let b1 = BANDS[index % 6];
     let b2 = BANDS[(index / 6 + 1 + index) % 6];
     let t = 100 * (index + 1);
