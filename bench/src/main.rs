@@ -25,8 +25,8 @@ mod apdb_bench;
 mod format_bench;
 mod load_bench;
 mod query_bench;
-mod shared_bench;
 mod scan_bench;
+mod shared_bench;
 mod spatial_bench;
 
 /// Benchmarks of skyscan against peers, side by side in one run.

@@ -211,8 +211,7 @@ pub(crate) fn prepare_object_table(rows: u64, dir: &Path) -> Result<(PathBuf, Pa
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let started = Instant::now();
-    let table =
-        generate_objects(&ObjectSpec::with_density(rows, 200_000.0, 42), 2).into_table()?;
+    let table = generate_objects(&ObjectSpec::with_density(rows, 200_000.0, 42), 2).into_table()?;
     let db = Database::create(&root, &[]).map_err(|e| e.to_string())?;
     let def = TableDef::director(
         &table.schema,

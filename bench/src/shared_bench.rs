@@ -77,11 +77,15 @@ fn query(index: usize) -> String {
 fn drop_caches() -> Result<(), String> {
     // SAFETY: sync(2) takes no arguments and cannot fail.
     unsafe { libc::sync() };
-    std::fs::write("/proc/sys/vm/drop_caches", b"3").map_err(|e| format!("drop caches (needs root): {e}"))
+    std::fs::write("/proc/sys/vm/drop_caches", b"3")
+        .map_err(|e| format!("drop caches (needs root): {e}"))
 }
 
 /// Runs `queries` at once on the engine; wall time and answers.
-fn run_together(engine: &QueryEngine, queries: &[String]) -> Result<(f64, Vec<QueryResult>), String> {
+fn run_together(
+    engine: &QueryEngine,
+    queries: &[String],
+) -> Result<(f64, Vec<QueryResult>), String> {
     let start = Instant::now();
     let results: Vec<Result<QueryResult, String>> = std::thread::scope(|scope| {
         let handles: Vec<_> = queries
@@ -98,7 +102,10 @@ fn run_together(engine: &QueryEngine, queries: &[String]) -> Result<(f64, Vec<Qu
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err("a query thread panicked".to_string())))
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err("a query thread panicked".to_string()))
+            })
             .collect()
     });
     let wall = start.elapsed().as_secs_f64() * 1000.0;
@@ -159,9 +166,16 @@ pub fn run(args: &SharedArgs) -> Result<(), String> {
             let spec_path = dir.join("duckdb-build.json");
             std::fs::write(&spec_path, spec.to_string()).map_err(|e| e.to_string())?;
             let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/duckdb_queries.py");
-            let status = Command::new("python3").arg(&script).arg(&spec_path).output().map_err(|e| e.to_string())?;
+            let status = Command::new("python3")
+                .arg(&script)
+                .arg(&spec_path)
+                .output()
+                .map_err(|e| e.to_string())?;
             if !status.status.success() {
-                eprintln!("DuckDB peer skipped: {}", String::from_utf8_lossy(&status.stdout).trim());
+                eprintln!(
+                    "DuckDB peer skipped: {}",
+                    String::from_utf8_lossy(&status.stdout).trim()
+                );
             }
         }
         if duck_db.exists() {
@@ -173,14 +187,24 @@ pub fn run(args: &SharedArgs) -> Result<(), String> {
                 let spec = serde_json::json!({"db": duck_db, "threads": args.threads, "rounds": [(0..k).map(query).collect::<Vec<_>>()]});
                 let spec_path = dir.join("duckdb-concurrent.json");
                 std::fs::write(&spec_path, spec.to_string()).map_err(|e| e.to_string())?;
-                let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/duckdb_concurrent.py");
-                let output = Command::new("python3").arg(&script).arg(&spec_path).output().map_err(|e| e.to_string())?;
+                let script =
+                    Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/duckdb_concurrent.py");
+                let output = Command::new("python3")
+                    .arg(&script)
+                    .arg(&spec_path)
+                    .output()
+                    .map_err(|e| e.to_string())?;
                 let stdout = String::from_utf8_lossy(&output.stdout);
                 if !output.status.success() {
-                    eprintln!("DuckDB peer skipped: {}{}", stdout.trim(), String::from_utf8_lossy(&output.stderr).trim());
+                    eprintln!(
+                        "DuckDB peer skipped: {}{}",
+                        stdout.trim(),
+                        String::from_utf8_lossy(&output.stderr).trim()
+                    );
                     break;
                 }
-                let value: serde_json::Value = serde_json::from_str(stdout.trim()).map_err(|e| format!("DuckDB output: {e}"))?;
+                let value: serde_json::Value = serde_json::from_str(stdout.trim())
+                    .map_err(|e| format!("DuckDB output: {e}"))?;
                 duck_rounds.push(value["rounds"][0].clone());
             }
             if duck_rounds.len() == rounds.len() {
@@ -193,10 +217,16 @@ pub fn run(args: &SharedArgs) -> Result<(), String> {
         "shared scans: {} Objects in {chunks} chunks, K different full-scan queries at once (convoys); DuckDB {} threads, a cursor per query",
         args.rows, args.threads
     );
-    println!("{:<5} {:>3} {:>12} {:>10} {:>12} {:>10} {:>11}  check", "cache", "K", "skyscan ms", "T(K)/T(1)", "duckdb ms", "T(K)/T(1)", "speedup");
+    println!(
+        "{:<5} {:>3} {:>12} {:>10} {:>12} {:>10} {:>11}  check",
+        "cache", "K", "skyscan ms", "T(K)/T(1)", "duckdb ms", "T(K)/T(1)", "speedup"
+    );
     let mut mismatches = 0;
     for (index, (cold, k, wall, results)) in ours.iter().enumerate() {
-        let base = ours.iter().find(|(c, kk, _, _)| c == cold && *kk == 1).map(|r| r.2);
+        let base = ours
+            .iter()
+            .find(|(c, kk, _, _)| c == cold && *kk == 1)
+            .map(|r| r.2);
         let duck = peer.as_ref().map(|p| &p[index]);
         let duck_ms = duck.and_then(|d| d["wall_ms"].as_f64());
         let duck_base = peer.as_ref().and_then(|p| {
@@ -215,7 +245,11 @@ pub fn run(args: &SharedArgs) -> Result<(), String> {
                     }
                 }
                 mismatches += bad;
-                if bad == 0 { "same answers".to_string() } else { format!("{bad} DIFFERENT") }
+                if bad == 0 {
+                    "same answers".to_string()
+                } else {
+                    format!("{bad} DIFFERENT")
+                }
             }
             None => "no peer".to_string(),
         };
