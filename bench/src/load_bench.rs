@@ -193,6 +193,12 @@ fn run_in(args: &LoadArgs, dir: &Path) -> Result<(), String> {
     }
     let ours_rate = args.rows as f64 / seconds;
     let db_bytes = dir_bytes(&root);
+    // Each engine's output is removed once measured (unless --keep): at
+    // 10-20 M rows the four copies of the table need several GB of disk.
+    drop(db);
+    if !args.keep {
+        let _ = std::fs::remove_dir_all(&root);
+    }
     println!(
         "{:<8} {:>9} {:>12} {:>10} {:>14} {:>8} {:>8} {:>9}",
         "engine", "seconds", "rows/s", "MB/s", "bytes on disk", "skyscan÷", "CPU s", "CPU ratio"
@@ -221,6 +227,7 @@ fn run_in(args: &LoadArgs, dir: &Path) -> Result<(), String> {
         .arg(dir)
         .arg(args.threads.to_string())
         .arg(SUM_COLUMN)
+        .envs(args.keep.then_some(("SKYSCAN_BENCH_KEEP", "1")))
         .output()
         .map_err(|e| format!("python3 {}: {e} (or pass --no-peer)", script.display()))?;
     if !output.status.success() {
