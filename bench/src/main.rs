@@ -15,6 +15,8 @@
 //!   raw O_DIRECT, lookups under load, memory).
 //! * `spatial`: the near-neighbour join kernel against DuckDB's grid-cell
 //!   hash join on the same points, and `s2PtInCircle` throughput.
+//! * `transfer`: a 10 M-row result to the Rust and Python clients against
+//!   the raw loopback socket.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,6 +30,7 @@ mod query_bench;
 mod scan_bench;
 mod shared_bench;
 mod spatial_bench;
+mod transfer_bench;
 
 /// Benchmarks of skyscan against peers, side by side in one run.
 #[derive(Parser, Debug)]
@@ -53,6 +56,8 @@ enum Command {
     Scan(scan_bench::ScanArgs),
     /// Near-neighbour join at 1′ (1/2/4 deg²) against DuckDB; s2PtInCircle points/s.
     Spatial(spatial_bench::SpatialArgs),
+    /// Result transfer to the Rust and Python clients against raw loopback.
+    Transfer(transfer_bench::TransferArgs),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +70,7 @@ fn main() -> ExitCode {
         Command::Shared(args) => shared_bench::run(&args),
         Command::Scan(args) => scan_bench::run(&args),
         Command::Spatial(args) => spatial_bench::run(&args),
+        Command::Transfer(args) => transfer_bench::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

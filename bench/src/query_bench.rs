@@ -43,6 +43,9 @@ pub struct QueryArgs {
     /// Only queries whose name contains this.
     #[arg(long)]
     only: Option<String>,
+    /// Objects per square degree (50,000 is the issue's near-neighbour patch).
+    #[arg(long, default_value_t = 200_000.0)]
+    density: f64,
 }
 
 /// One question, in both dialects.
@@ -74,9 +77,63 @@ fn cone(name: &'static str, ra: f64, decl: f64, radius_deg: f64) -> Question {
     }
 }
 
-fn questions(center: (f64, f64)) -> Vec<Question> {
+/// Pairs within `radius_deg` of each other, both in a box of `area_deg2`
+/// around `center` (the whole table when `None`), counted as ordered pairs
+/// of distinct objects. DuckDB at its best: a grid-cell hash join (cells of
+/// side ≥ r, each point against the 3×3 cells around it) then the haversine.
+fn near_neighbours(
+    name: &'static str,
+    center: (f64, f64),
+    area_deg2: Option<f64>,
+    radius_deg: f64,
+) -> Question {
     let (ra, decl) = center;
-    vec![
+    let (box_sql, box_where) = match area_deg2 {
+        Some(area) => {
+            let half = area.sqrt() / 2.0;
+            let half_ra = half / decl.to_radians().cos();
+            let (lon_min, lon_max, lat_min, lat_max) =
+                (ra - half_ra, ra + half_ra, decl - half, decl + half);
+            (
+                format!("qserv_areaspec_box({lon_min}, {lat_min}, {lon_max}, {lat_max}) AND "),
+                format!(
+                    "WHERE ra BETWEEN {lon_min} AND {lon_max} AND decl BETWEEN {lat_min} AND {lat_max}"
+                ),
+            )
+        }
+        None => (String::new(), String::new()),
+    };
+    // RA cells wide enough at the table's highest |decl| (the patch spans a few degrees).
+    let ra_cell = radius_deg / (decl.abs() + 10.0).min(89.0).to_radians().cos();
+    Question {
+        name,
+        skyscan: format!(
+            "SELECT COUNT(*) FROM Object o1, Object o2 WHERE {box_sql}scisql_angSep(o1.ra, o1.decl, o2.ra, o2.decl) < {radius_deg} \
+             AND o1.objectId <> o2.objectId"
+        ),
+        duckdb: format!(
+            "WITH p AS (SELECT objectId AS id, ra, decl, floor(ra / {ra_cell})::BIGINT AS cx, floor(decl / {radius_deg})::BIGINT AS cy \
+             FROM Object {box_where}), \
+             n AS (SELECT id, ra, decl, cx + dx AS ncx, cy + dy AS ncy FROM p, (VALUES (-1), (0), (1)) AS tx(dx), (VALUES (-1), (0), (1)) AS ty(dy)) \
+             SELECT count(*) FROM p AS a JOIN n AS b ON a.cx = b.ncx AND a.cy = b.ncy \
+             WHERE a.id <> b.id AND 2 * asin(sqrt(pow(sin(radians(b.decl - a.decl) / 2), 2) \
+             + cos(radians(a.decl)) * cos(radians(b.decl)) * pow(sin(radians(b.ra - a.ra) / 2), 2))) < radians({radius_deg})"
+        ),
+        unordered: false,
+    }
+}
+
+fn questions(center: (f64, f64), density: f64) -> Vec<Question> {
+    let (ra, decl) = center;
+    // 1′ at 50,000 objects per deg² (the issue's patch), scaled so that the
+    // pairs per object stay the same at other densities.
+    let nn_radius = (1.0 / 60.0) * (50_000.0 / density).sqrt();
+    let mut nn = vec![
+        near_neighbours("nn_1deg2", center, Some(1.0), nn_radius),
+        near_neighbours("nn_10deg2", center, Some(10.0), nn_radius),
+        near_neighbours("nn_whole_table", center, None, nn_radius),
+    ];
+    let mut list = vec![
         Question {
             name: "filter_count",
             skyscan: "SELECT COUNT(*) FROM Object WHERE r_psfFlux > 20000".into(),
@@ -108,7 +165,9 @@ fn questions(center: (f64, f64)) -> Vec<Question> {
         cone("cone_1arcmin", ra, decl, 1.0 / 60.0),
         cone("cone_10arcmin", ra, decl, 10.0 / 60.0),
         cone("cone_1deg", ra, decl, 1.0),
-    ]
+    ];
+    list.append(&mut nn);
+    list
 }
 
 fn median(values: &mut [f64]) -> f64 {
@@ -201,7 +260,11 @@ pub(crate) fn answers_match(
 
 /// Generates the Object table of `rows` rows, loads it into skyscan and
 /// writes it as Parquet (once per data dir): (database root, Parquet file).
-pub(crate) fn prepare_object_table(rows: u64, dir: &Path) -> Result<(PathBuf, PathBuf), String> {
+pub(crate) fn prepare_object_table(
+    rows: u64,
+    density: f64,
+    dir: &Path,
+) -> Result<(PathBuf, PathBuf), String> {
     let root = dir.join("skyscan-db");
     let parquet = dir.join("Object.parquet");
     let marker = dir.join("READY");
@@ -211,7 +274,7 @@ pub(crate) fn prepare_object_table(rows: u64, dir: &Path) -> Result<(PathBuf, Pa
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let started = Instant::now();
-    let table = generate_objects(&ObjectSpec::with_density(rows, 200_000.0, 42), 2).into_table()?;
+    let table = generate_objects(&ObjectSpec::with_density(rows, density, 42), 2).into_table()?;
     let db = Database::create(&root, &[]).map_err(|e| e.to_string())?;
     let def = TableDef::director(
         &table.schema,
@@ -251,11 +314,13 @@ pub fn run(args: &QueryArgs) -> Result<(), String> {
                 .map_err(|_| format!("bad --threads {t}"))
         })
         .collect::<Result<_, _>>()?;
-    let dir = args
-        .data_dir
-        .clone()
-        .unwrap_or_else(|| std::env::temp_dir().join(format!("skyscan-bench-query-{}", args.rows)));
-    let (root, parquet) = prepare_object_table(args.rows, &dir)?;
+    let dir = args.data_dir.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!(
+            "skyscan-bench-query-{}-{}",
+            args.rows, args.density
+        ))
+    });
+    let (root, parquet) = prepare_object_table(args.rows, args.density, &dir)?;
     let db = Database::open(&root).map_err(|e| e.to_string())?;
     let engine = QueryEngine::new(
         db,
@@ -272,7 +337,7 @@ pub fn run(args: &QueryArgs) -> Result<(), String> {
         .first()
         .and_then(|r| Some((r.first()?.to_f64()?, r.get(1)?.to_f64()?)))
         .ok_or("no rows")?;
-    let questions: Vec<Question> = questions(center)
+    let questions: Vec<Question> = questions(center, args.density)
         .into_iter()
         .filter(|q| {
             args.only

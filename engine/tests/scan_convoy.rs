@@ -280,6 +280,8 @@ fn budget_exhaustion_waits_and_stays_within_budget() {
                 budget_bytes: budget,
                 mlock: MlockPolicy::Try,
             },
+            // The pinned-buffer path, even though the test files are cached.
+            convoy_mapped: false,
             ..StorageConfig::default()
         },
         ..scan_config()
@@ -315,6 +317,7 @@ fn mlock_refused_runs_unpinned_and_says_so() {
                 budget_bytes: 64 << 20,
                 mlock: MlockPolicy::SimulateRefusal,
             },
+            convoy_mapped: false,
             ..StorageConfig::default()
         },
         ..scan_config()

@@ -1,8 +1,9 @@
-//! `skyscan demo`: what skyscan can do so far, on a synthetic catalog sized
-//! for this machine. Generates an LSST-like Object table, partitions it with
+//! `skyscan demo`: what skyscan does, on a synthetic catalog sized for this
+//! machine. Generates LSST-like Object and Source tables, loads them with
 //! Qserv's default partitioning into chunk files, reads every file back and
 //! checks it row for row, reports size, compression and decode speed per
-//! column, and shows region pruning with a cone.
+//! column, shows region pruning with a cone, runs LSST's query classes
+//! through the query engine, and sixteen full scans at once on one convoy.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -14,10 +15,12 @@ use skyscan_engine::catalog::{
 };
 use skyscan_engine::chunk_stats::measure_columns;
 use skyscan_engine::partition::assign_rows;
+use skyscan_engine::query::{CollectSink, EngineOptions, ExecOptions, Progress, QueryEngine};
 use skyscan_engine::synth::{ObjectSpec, SourceSpec, generate_objects, generate_sources};
 use skyscan_engine::table::Table;
 use skyscan_format::{ChunkFile, ColumnData};
 use skyscan_kernel::take::take;
+use skyscan_kernel::value::Scalar;
 use skyscan_sky::{Chunker, Circle, Region};
 
 /// Options of `skyscan demo`.
@@ -194,9 +197,36 @@ pub fn run(args: &DemoArgs) -> Result<(), String> {
 
     // 5. A cone search, pruned to the sub-chunks it touches.
     cone_demo(&objects, &chunker, &files, &chunk_ids, spec.footprint)?;
+    drop(files);
+
+    // 6. The query mix of Qserv's performance tests, through the engine.
+    let engine = QueryEngine::new(
+        Database::open(&args.dir).map_err(|e| e.to_string())?,
+        EngineOptions {
+            default_database: Some(DEMO_DATABASE.to_string()),
+            ..EngineOptions::default()
+        },
+    );
+    query_mix(&engine, &objects, spec.footprint)?;
+
+    // 7. Many scans at once, riding one convoy. The demo's catalog has few
+    //    chunks, and queries touching fewer than 10 bypass the convoys, so
+    //    this engine sends every scan of more than one chunk to them.
+    let convoy_engine = QueryEngine::new(
+        Database::open(&args.dir).map_err(|e| e.to_string())?,
+        EngineOptions {
+            default_database: Some(DEMO_DATABASE.to_string()),
+            scan: skyscan_engine::scan::EngineConfig {
+                interactive_max_chunks: 2,
+                ..skyscan_engine::scan::EngineConfig::default()
+            },
+            ..EngineOptions::default()
+        },
+    );
+    shared_scans(&convoy_engine)?;
 
     println!(
-        "\n6. the database, as `skyscan info {}` shows it:\n",
+        "\n8. the database, as `skyscan info {}` shows it:\n",
         args.dir.display()
     );
     crate::admin::info(&args.dir)?;
@@ -204,9 +234,197 @@ pub fn run(args: &DemoArgs) -> Result<(), String> {
     println!(
         "\ndone in {}. The database is in {dir} (layout and bytes: SPEC.md).\n\
          Try: skyscan info {dir}   |   skyscan verify {dir}   |   echo '60.0,-30.0' | skyscan locate --overlap 0.01667\n\
-         The format benchmark against Parquet: cargo run --release -p skyscan-bench -- format",
+         Benchmarks against DuckDB: cargo run --release -p skyscan-bench -- query   (and: format, load, shared, spatial)",
         secs(total.elapsed()),
         dir = args.dir.display()
+    );
+    Ok(())
+}
+
+/// One query of the mix: a label, the SQL, and how many rows to show.
+struct MixQuery {
+    label: &'static str,
+    sql: String,
+    show: usize,
+}
+
+/// Runs LSST's query classes (LDM-552: LV low-volume, HV high-volume) and
+/// prints each query, the first rows of its answer and its time.
+fn query_mix(
+    engine: &QueryEngine,
+    objects: &Table,
+    footprint: skyscan_engine::synth::Footprint,
+) -> Result<(), String> {
+    let ids = match objects.column("objectId") {
+        Some(ColumnData::I64(c)) => &c.values,
+        _ => return Err("no objectId column".to_string()),
+    };
+    let id = ids[ids.len() / 3];
+    let ra = ((footprint.ra_min_deg + footprint.ra_max_deg) / 2.0) % 360.0;
+    let dec = (footprint.dec_min_deg + footprint.dec_max_deg) / 2.0;
+    let mag = |band: &str| format!("scisql_nanojanskyToAbMag({band}_psfFlux)");
+    let mix = vec![
+        MixQuery { label: "LV1 one object by id", sql: format!("SELECT objectId, ra, decl, r_psfFlux FROM Object WHERE objectId = {id}"), show: 1 },
+        MixQuery {
+            label: "LV2 its light curve",
+            sql: format!("SELECT midpointMjdTai, band, psfFlux FROM Source WHERE objectId = {id} ORDER BY midpointMjdTai"),
+            show: 3,
+        },
+        MixQuery {
+            label: "LV3 cone of 10 arcmin",
+            sql: format!("SELECT COUNT(*), AVG(r_psfFlux) FROM Object WHERE qserv_areaspec_circle({ra:.4}, {dec:.4}, 0.1667)"),
+            show: 1,
+        },
+        MixQuery {
+            label: "LV4 object with its sources",
+            sql: format!(
+                "SELECT o.objectId, COUNT(s.sourceId), MIN(s.midpointMjdTai) FROM Object o JOIN Source s USING (objectId) \
+                 WHERE o.objectId = {id} GROUP BY o.objectId"
+            ),
+            show: 1,
+        },
+        MixQuery {
+            label: "HV1 full scan, colour cuts",
+            sql: format!("SELECT COUNT(*) FROM Object WHERE {g} - {r} > 0.7 AND {r} < 24 AND extendedness > 0.5", g = mag("g"), r = mag("r")),
+            show: 1,
+        },
+        MixQuery {
+            label: "HV2 full scan, magnitude histogram",
+            sql: format!("SELECT FLOOR({r}) AS r_mag, COUNT(*) FROM Object WHERE {r} < 30 GROUP BY r_mag ORDER BY r_mag", r = mag("r")),
+            show: 4,
+        },
+        MixQuery {
+            label: "HV3 near neighbours within 30 arcsec in 0.1 deg²",
+            sql: format!(
+                "SELECT COUNT(*) FROM Object o1, Object o2 WHERE qserv_areaspec_box({:.4}, {:.4}, {:.4}, {:.4}) \
+                 AND scisql_angSep(o1.ra, o1.decl, o2.ra, o2.decl) < 0.00833 AND o1.objectId < o2.objectId",
+                ra - 0.16,
+                dec - 0.16,
+                ra + 0.16,
+                dec + 0.16
+            ),
+            show: 1,
+        },
+        MixQuery {
+            label: "HV4 Object ⋈ Source with a cut",
+            sql: "SELECT COUNT(*), AVG(s.psfFlux) FROM Object o JOIN Source s ON o.objectId = s.objectId WHERE o.extendedness < 0.5 AND s.psfFlux > 2000".to_string(),
+            show: 1,
+        },
+        MixQuery {
+            label: "HV5 GROUP BY over Source",
+            sql: "SELECT band, COUNT(*), AVG(psfFlux) FROM Source GROUP BY band ORDER BY band".to_string(),
+            show: 6,
+        },
+    ];
+    println!("\n6. LSST's query classes (LDM-552), through the query engine:\n");
+    for q in &mix {
+        let started = Instant::now();
+        let result = engine
+            .query(&q.sql)
+            .map_err(|e| format!("{}: {e}", q.label))?;
+        let elapsed = started.elapsed();
+        println!(
+            "   {} — {} rows in {:.1} ms, {} of {} chunks",
+            q.label,
+            result.rows(),
+            elapsed.as_secs_f64() * 1e3,
+            result.stats.chunks,
+            result.stats.chunks_total
+        );
+        println!("     {}", q.sql);
+        let names: Vec<&str> = result.columns.iter().map(|c| c.name.as_str()).collect();
+        println!("     | {}", names.join(" | "));
+        for row in result.to_rows().iter().take(q.show) {
+            let cells: Vec<String> = row.iter().map(show_value).collect();
+            println!("     | {}", cells.join(" | "));
+        }
+    }
+    Ok(())
+}
+
+fn show_value(value: &Scalar) -> String {
+    match value {
+        Scalar::Float(v) => format!("{v:.6}"),
+        other => other.to_string(),
+    }
+}
+
+/// Sixteen different full scans at once: they ride one convoy, so they cost
+/// about as much as the slowest of them alone. Progress is shown live.
+fn shared_scans(engine: &QueryEngine) -> Result<(), String> {
+    let bands = ["u", "g", "r", "i", "z", "y"];
+    let queries: Vec<String> = (0..16)
+        .map(|i| {
+            let band = bands[i % 6];
+            format!(
+                "SELECT COUNT(*), AVG({band}_psfFlux) FROM Object WHERE {band}_psfFlux > {}",
+                500 * (i + 1)
+            )
+        })
+        .collect();
+    let alone = {
+        let started = Instant::now();
+        engine.query(&queries[0]).map_err(|e| e.to_string())?;
+        started.elapsed()
+    };
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let total_chunks = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let started = Instant::now();
+    let outcome: Result<Vec<()>, String> = std::thread::scope(|scope| {
+        let handles: Vec<_> = queries
+            .iter()
+            .map(|sql| {
+                let done = std::sync::Arc::clone(&done);
+                let total_chunks = std::sync::Arc::clone(&total_chunks);
+                scope.spawn(move || {
+                    let counted = std::sync::atomic::AtomicBool::new(false);
+                    let options = ExecOptions {
+                        progress: Some(std::sync::Arc::new(move |p: Progress| {
+                            if !counted.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                                total_chunks.fetch_add(
+                                    p.chunks_total,
+                                    std::sync::atomic::Ordering::Relaxed,
+                                );
+                            }
+                            done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        })),
+                        ..ExecOptions::default()
+                    };
+                    let mut sink = CollectSink::new(1 << 30);
+                    engine
+                        .query_with(sql, &options, &mut sink)
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                })
+            })
+            .collect();
+        // Live progress while they run.
+        while !handles.iter().all(|h| h.is_finished()) {
+            let (d, t) = (
+                done.load(std::sync::atomic::Ordering::Relaxed),
+                total_chunks.load(std::sync::atomic::Ordering::Relaxed),
+            );
+            eprint!("\r   16 scans: {d}/{} chunk tasks done", t.max(d));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        eprintln!();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err("a scan panicked".to_string()))
+            })
+            .collect()
+    });
+    outcome?;
+    let together = started.elapsed();
+    println!(
+        "\n7. 16 different full scans at once on the convoys: {:.1} ms, against {:.1} ms for one alone \
+         ({:.1}x the time of one; each chunk is read and decoded once for all of them, the per-query \
+         filtering and aggregation remain)",
+        together.as_secs_f64() * 1e3,
+        alone.as_secs_f64() * 1e3,
+        together.as_secs_f64() / alone.as_secs_f64().max(1e-9)
     );
     Ok(())
 }

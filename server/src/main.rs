@@ -7,10 +7,12 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod admin;
+mod cli;
 mod demo;
 mod r#gen;
 mod import;
 mod load;
+mod output;
 
 /// skyscan: a storage engine and query server for astronomical sky catalogs.
 #[derive(Parser, Debug)]
@@ -65,6 +67,13 @@ enum Command {
     /// Load TSV/CSV(.gz) or Parquet files of one table into a database
     /// (created if absent), published atomically.
     Load(Box<load::LoadArgs>),
+    /// Serve a database over TCP (SPEC.md part 4) until SIGINT/SIGTERM.
+    Serve(Box<cli::ServeArgs>),
+    /// Run one SQL statement on a server (or, with --db, in this process)
+    /// and print its result as a table, CSV, TSV, JSON lines or Parquet.
+    Query(Box<cli::QueryArgs>),
+    /// An interactive SQL shell connected to a server.
+    Shell(Box<cli::ShellArgs>),
 }
 
 fn main() -> ExitCode {
@@ -81,6 +90,9 @@ fn main() -> ExitCode {
         Command::ImportQserv { dir, db } => import::import_qserv_command(&dir, &db),
         Command::Gen(args) => r#gen::run(&args),
         Command::Load(args) => load::run(&args),
+        Command::Serve(args) => cli::serve(&args),
+        Command::Query(args) => cli::query(&args),
+        Command::Shell(args) => cli::shell(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -470,6 +470,14 @@ pub struct Apdb {
     background: Option<JoinHandle<()>>,
 }
 
+impl std::fmt::Debug for Apdb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Apdb")
+            .field("dir", &self.dir())
+            .finish_non_exhaustive()
+    }
+}
+
 /// What opening found.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct OpenStats {

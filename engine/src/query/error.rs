@@ -4,6 +4,7 @@ use std::fmt;
 
 use skyscan_kernel::KernelError;
 
+use crate::apdb::ApdbError;
 use crate::catalog::CatalogError;
 use crate::director::DirectorError;
 use crate::storage::StorageError;
@@ -174,6 +175,21 @@ impl From<CatalogError> for QueryError {
             _ => ErrorKind::Internal,
         };
         QueryError::new(kind, err.to_string())
+    }
+}
+
+impl From<ApdbError> for QueryError {
+    fn from(err: ApdbError) -> Self {
+        let kind = match &err {
+            ApdbError::Corrupt(_) | ApdbError::Format(_) => ErrorKind::Corrupt,
+            ApdbError::Io { .. } => ErrorKind::Io,
+            ApdbError::Limit(_) => ErrorKind::Limit,
+            ApdbError::InvalidRegion(_) | ApdbError::InvalidArgument(_) => {
+                ErrorKind::InvalidArgument
+            }
+            _ => ErrorKind::Internal,
+        };
+        QueryError::new(kind, format!("alert-production database: {err}"))
     }
 }
 

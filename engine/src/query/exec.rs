@@ -581,15 +581,43 @@ impl Task {
         if joined.rows == 0 {
             return Ok(());
         }
+        // Conditions the join did not enforce itself.
+        let remaining: Vec<Expr> = plan
+            .residual
+            .iter()
+            .filter(|part| part.edge.is_none_or(|edge| !joined.enforced[edge]))
+            .map(|part| part.expr.clone())
+            .collect();
+        // COUNT(*) of the joined rows: nothing to gather or evaluate.
+        if remaining.is_empty()
+            && let Some(ChunkOut::Agg(agg)) = self.out.as_mut()
+            && agg.counts_only()
+        {
+            agg.add_counted_rows(joined.rows as u64)?;
+            return Ok(());
+        }
+        // Gather only the slots the remaining conditions and the body read.
+        let mut needed: BTreeSet<usize> = BTreeSet::new();
+        remaining.iter().for_each(|e| needed.extend(e.slots()));
+        match &plan.body {
+            Body::Project { exprs } => exprs.iter().for_each(|e| needed.extend(e.slots())),
+            Body::Aggregate { keys, aggs, .. } => {
+                keys.iter().for_each(|e| needed.extend(e.slots()));
+                aggs.iter()
+                    .flat_map(|a| &a.args)
+                    .for_each(|e| needed.extend(e.slots()));
+            }
+        }
         let mut columns: Vec<Option<ColumnData>> = vec![None; plan.scope.slot_count()];
-        for (t, table) in plan.scope.tables.iter().enumerate() {
-            for &c in &plan.tables[t].keep {
-                if let Some(Some(column)) = inputs[t].columns.get(c) {
-                    columns[table.slot_offset + c] = Some(
-                        take(column, &joined.indices[t])
-                            .map_err(|e| QueryError::internal(e.to_string()))?,
-                    );
-                }
+        for &slot in &needed {
+            let Some((t, c)) = plan.scope.locate_slot(slot) else {
+                continue;
+            };
+            if let Some(Some(column)) = inputs[t].columns.get(c) {
+                columns[slot] = Some(
+                    take(column, &joined.indices[t])
+                        .map_err(|e| QueryError::internal(e.to_string()))?,
+                );
             }
         }
         let batch = Batch {
@@ -598,13 +626,6 @@ impl Task {
             chunk_id: self.chunk_id,
             sub_chunk_id: 0,
         };
-        // Conditions the join did not enforce itself.
-        let remaining: Vec<Expr> = plan
-            .residual
-            .iter()
-            .filter(|part| part.edge.is_none_or(|edge| !joined.enforced[edge]))
-            .map(|part| part.expr.clone())
-            .collect();
         let selection = if remaining.is_empty() {
             None
         } else {
@@ -987,6 +1008,53 @@ fn load_whole(
                 rows: selection.as_ref().map_or(rows, Vec::len),
             })
         }
+        Source::Apdb { apdb, table: live } => {
+            let set = apdb
+                .reader()
+                .scan(*live, plan.region.as_ref(), None, None)
+                .map_err(QueryError::from)?;
+            let mut out: Vec<Option<ColumnData>> = vec![None; table.slot_count()];
+            let mut rows = 0;
+            for batch in &set.batches {
+                let columns: Vec<Option<ColumnData>> =
+                    batch.columns.iter().cloned().map(Some).collect();
+                let kernel_batch = Batch::new(&columns, batch.rows());
+                let selection = match &table_plan.filter {
+                    Some(f) => Some(selection_of(&eval_filter(f, &kernel_batch)?)),
+                    None => None,
+                };
+                for &c in &table_plan.keep {
+                    let Some(Some(column)) = columns.get(c) else {
+                        continue;
+                    };
+                    let piece = match &selection {
+                        Some(sel) => {
+                            take(column, sel).map_err(|e| QueryError::internal(e.to_string()))?
+                        }
+                        None => column.clone(),
+                    };
+                    match &mut out[c] {
+                        Some(existing) => append_rows(existing, &piece, None)?,
+                        slot @ None => *slot = Some(piece),
+                    }
+                }
+                rows += selection.as_ref().map_or(batch.rows(), Vec::len);
+                let held: u64 = out.iter().flatten().map(bytes_of).sum();
+                if held > options.max_result_bytes {
+                    return Err(QueryError::limit(format!(
+                        "rows of {} exceed {} bytes in memory; restrict the query by region or time",
+                        live.name(),
+                        options.max_result_bytes
+                    )));
+                }
+            }
+            for &c in &table_plan.keep {
+                if out[c].is_none() && c < table.columns.len() {
+                    out[c] = Some(ColumnData::empty(table.columns[c].data_type.column_type()));
+                }
+            }
+            Ok(TableRows { columns: out, rows })
+        }
         Source::Catalog(handle) => {
             let query = WholeQuery {
                 handles: vec![handle.clone()],
@@ -1155,9 +1223,9 @@ pub fn execute_select(
             .iter()
             .map(|&t| match &program.plan.scope.tables[t].source {
                 Source::Catalog(handle) => Ok(handle.clone()),
-                Source::Derived(_) => {
-                    Err(QueryError::internal("a derived table is not partitioned"))
-                }
+                Source::Derived(_) | Source::Apdb { .. } => Err(QueryError::internal(
+                    "a derived or live table is not partitioned",
+                )),
             })
             .collect::<Result<_>>()?;
         let chunks: Vec<i32> = match &program.plan.chunks {

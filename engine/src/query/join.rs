@@ -118,6 +118,7 @@ pub fn join(inputs: &[&TableRows], edges: &[JoinEdge], max_rows: usize) -> Resul
                 radius_deg,
                 inclusive,
                 by_sub_chunk,
+                exclude_same,
             } if *partner == next && done[*own] => Some((
                 index,
                 *own,
@@ -127,6 +128,7 @@ pub fn join(inputs: &[&TableRows], edges: &[JoinEdge], max_rows: usize) -> Resul
                     radius_deg: *radius_deg,
                     inclusive: *inclusive,
                     by_sub_chunk: *by_sub_chunk,
+                    exclude_same: *exclude_same,
                 },
             )),
             JoinEdge::Near {
@@ -137,6 +139,7 @@ pub fn join(inputs: &[&TableRows], edges: &[JoinEdge], max_rows: usize) -> Resul
                 radius_deg,
                 inclusive,
                 by_sub_chunk,
+                exclude_same,
             } if *own == next && done[*partner] => Some((
                 index,
                 *partner,
@@ -146,6 +149,7 @@ pub fn join(inputs: &[&TableRows], edges: &[JoinEdge], max_rows: usize) -> Resul
                     radius_deg: *radius_deg,
                     inclusive: *inclusive,
                     by_sub_chunk: *by_sub_chunk,
+                    exclude_same: *exclude_same,
                 },
             )),
             _ => None,
@@ -338,6 +342,7 @@ struct NearSpec {
     radius_deg: f64,
     inclusive: bool,
     by_sub_chunk: bool,
+    exclude_same: bool,
 }
 
 /// The rows of each sub-chunk, by the subChunkId pseudo-column (the last
@@ -393,6 +398,7 @@ fn near_join(
     };
     let run = |a_rows: Option<&[u32]>,
                b_rows: Option<&[u32]>,
+               same: Option<&[u32]>,
                pairs: &mut Vec<(u32, u32)>|
      -> Result<()> {
         let pick = |values: &[f64], rows: Option<&[u32]>| -> Vec<f64> {
@@ -409,7 +415,7 @@ fn near_join(
             out_a.clear();
             out_b.clear();
             kernel
-                .run(&ar, &ad, &br, &bd, &params, None, out_a, out_b)
+                .run(&ar, &ad, &br, &bd, &params, same, out_a, out_b)
                 .map_err(|e| match e {
                     skyscan_kernel::spatial::SpatialError::TooManyPairs { .. } => {
                         limit_error(max_rows)
@@ -432,13 +438,28 @@ fn near_join(
     if spec.by_sub_chunk {
         let a_groups = rows_by_sub_chunk(a)?;
         let b_groups = rows_by_sub_chunk(b)?;
+        let mut same: Vec<u32> = Vec::new();
         for (sub_chunk, a_rows) in &a_groups {
             if let Some(b_rows) = b_groups.get(sub_chunk) {
-                run(Some(a_rows), Some(b_rows), &mut table_pairs)?;
+                // Both sides read the same own rows first (same row groups,
+                // same filter): own row i of A is row i of B's group.
+                let same_rows = if spec.exclude_same {
+                    if a_rows.len() > b_rows.len() {
+                        return Err(QueryError::internal(
+                            "a self-join's sides do not read the same own rows",
+                        ));
+                    }
+                    same.clear();
+                    same.extend(0..a_rows.len() as u32);
+                    Some(same.as_slice())
+                } else {
+                    None
+                };
+                run(Some(a_rows), Some(b_rows), same_rows, &mut table_pairs)?;
             }
         }
     } else {
-        run(None, None, &mut table_pairs)?;
+        run(None, None, None, &mut table_pairs)?;
     }
     // Map rows of `joined_table` to the joined rows that hold them.
     let source = &joined.indices[joined_table];
@@ -460,6 +481,5 @@ fn near_join(
             cursor = chain[cursor as usize];
         }
     }
-    pairs.sort_unstable();
     Ok(pairs)
 }

@@ -36,6 +36,7 @@ pub use error::{ErrorKind, QueryError, Result, SqlPosition};
 pub use exec::{ExecOptions, ExecStats, ScanPath};
 pub use plan::KeyRestriction;
 
+use crate::apdb::Apdb;
 use crate::catalog::Database;
 use crate::director::DirectorIndex;
 use crate::scan::{EngineConfig, ScanEngine};
@@ -202,6 +203,8 @@ pub struct QueryEngine {
     options: EngineOptions,
     /// Open director indexes by (database, table, load id).
     directors: Mutex<HashMap<(String, String, String), Arc<DirectorIndex>>>,
+    /// Alert-production databases queryable by name.
+    apdbs: std::sync::RwLock<std::collections::BTreeMap<String, Arc<Apdb>>>,
 }
 
 impl std::fmt::Debug for QueryEngine {
@@ -228,7 +231,19 @@ impl QueryEngine {
             scan,
             options,
             directors: Mutex::new(HashMap::new()),
+            apdbs: std::sync::RwLock::new(std::collections::BTreeMap::new()),
         }
+    }
+
+    /// Makes the live tables of `apdb` (DiaObject, DiaSource,
+    /// DiaForcedSource) queryable as database `name`: each query reads one
+    /// consistent snapshot of them.
+    pub fn attach_apdb(&self, name: &str, apdb: Arc<Apdb>) {
+        let mut apdbs = match self.apdbs.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        apdbs.insert(name.to_string(), apdb);
     }
 
     /// The database.
@@ -345,7 +360,12 @@ impl QueryEngine {
             options,
             depth,
         };
+        let apdbs = match self.apdbs.read() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
         let ctx = PlanContext {
+            apdbs: &apdbs,
             db: &self.db,
             default_database: self.options.default_database.as_deref(),
             source,
@@ -354,6 +374,7 @@ impl QueryEngine {
             limits: self.options.limits,
         };
         let plan = plan::plan_select(&ctx, select, query)?;
+        drop(apdbs);
         exec::execute_select(&self.scan, plan, options, sink)
     }
 

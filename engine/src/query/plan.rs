@@ -26,6 +26,7 @@ use super::error::{QueryError, Result};
 use super::scope::{
     ColumnInfo, Materialized, Placement, Scope, ScopeTable, Source, columns_of, placement_of,
 };
+use crate::apdb::{Apdb, ApdbTable};
 use crate::catalog::{Database, Partitioning};
 use crate::storage::TableHandle;
 
@@ -68,6 +69,8 @@ pub struct PlanContext<'a> {
     pub directors: &'a dyn DirectorLookup,
     /// Binder limits.
     pub limits: BindLimits,
+    /// Alert-production databases attached by name.
+    pub apdbs: &'a BTreeMap<String, Arc<Apdb>>,
 }
 
 /// A predicate usable against block min/max statistics: `column op value`.
@@ -133,6 +136,10 @@ pub enum JoinEdge {
         /// neighbouring sub-chunk of its chunk, so within a chunk it can
         /// appear more than once). True for two director tables.
         by_sub_chunk: bool,
+        /// Leave out the pairs of an object with itself (a self-join whose
+        /// two sides read the same rows, with `o1.key <> o2.key` among the
+        /// conditions): the kernel skips them instead of the filter.
+        exclude_same: bool,
     },
 }
 
@@ -204,6 +211,8 @@ pub struct SelectPlan {
     pub limit: Option<u64>,
     /// OFFSET.
     pub offset: u64,
+    /// The spatial restrictor's region (prunes live alert-production tables).
+    pub region: Option<Region>,
 }
 
 impl SelectPlan {
@@ -452,6 +461,51 @@ fn region_of_point_predicate(expr: &Expr) -> Option<Region> {
     }
 }
 
+/// A FROM-clause name of a table of an attached alert-production database:
+/// `apdb.DiaObject`, or an unqualified live table name no catalog database has.
+fn resolve_apdb_table(
+    ctx: &PlanContext<'_>,
+    name: &ast::ObjectName,
+) -> Option<(String, Arc<Apdb>, ApdbTable)> {
+    let parts: Vec<String> = name
+        .0
+        .iter()
+        .map(|p| match p {
+            ast::ObjectNamePart::Identifier(i) => i.value.clone(),
+            ast::ObjectNamePart::Function(f) => f.name.value.clone(),
+        })
+        .collect();
+    let table_of = |t: &str| {
+        ApdbTable::ALL
+            .into_iter()
+            .find(|x| x.name().eq_ignore_ascii_case(t))
+    };
+    match parts.as_slice() {
+        [database, table] => {
+            let (db, apdb) = ctx
+                .apdbs
+                .iter()
+                .find(|(d, _)| d.eq_ignore_ascii_case(database))?;
+            Some((db.clone(), Arc::clone(apdb), table_of(table)?))
+        }
+        [table] => {
+            let live = table_of(table)?;
+            let in_catalog = ctx
+                .db
+                .catalog()
+                .databases
+                .values()
+                .any(|d| d.tables.keys().any(|t| t.eq_ignore_ascii_case(table)));
+            if in_catalog {
+                return None;
+            }
+            let (db, apdb) = ctx.apdbs.iter().next()?;
+            Some((db.clone(), Arc::clone(apdb), live))
+        }
+        _ => None,
+    }
+}
+
 /// Resolves a FROM-clause table name.
 fn resolve_table(ctx: &PlanContext<'_>, name: &ast::ObjectName) -> Result<(String, String)> {
     let parts: Vec<String> = name
@@ -557,6 +611,30 @@ fn add_factor(
         } => {
             if args.is_some() {
                 return Err(QueryError::unsupported(format!("table function {name}")));
+            }
+            if let Some((database, apdb, table)) = resolve_apdb_table(ctx, name) {
+                let columns: Vec<ColumnInfo> = apdb
+                    .schema(table)
+                    .columns
+                    .iter()
+                    .map(|c| ColumnInfo {
+                        name: c.name.clone(),
+                        data_type: DataType::of_column(c.column_type),
+                        nullable: c.nullable,
+                    })
+                    .collect();
+                let alias = alias_name(alias)?.unwrap_or_else(|| table.name().to_string());
+                return scope
+                    .push(ScopeTable {
+                        alias,
+                        database: Some(database),
+                        table: table.name().to_string(),
+                        source: Source::Apdb { apdb, table },
+                        placement: Placement::Whole,
+                        columns,
+                        slot_offset: 0,
+                    })
+                    .map_err(|e| e.at(SourceText::position(name.span())));
             }
             let (database, table) =
                 resolve_table(ctx, name).map_err(|e| e.at(SourceText::position(name.span())))?;
@@ -737,6 +815,26 @@ fn key_restriction(expr: &Expr, key_slot: usize) -> Option<KeyRestriction> {
             values.map(KeyRestriction::Values)
         }
         _ => None,
+    }
+}
+
+/// The condition a key restriction stands for, on `column`.
+fn restriction_filter(column: Expr, restriction: &KeyRestriction) -> Expr {
+    match restriction {
+        KeyRestriction::Values(values) => Expr::InList {
+            arg: Box::new(column),
+            list: values.iter().map(|&v| Scalar::Int(v)).collect(),
+            negated: false,
+        },
+        KeyRestriction::Range(low, high) => Expr::binary(
+            BinaryOp::And,
+            Expr::binary(
+                BinaryOp::GtEq,
+                column.clone(),
+                Expr::literal(Scalar::Int(*low)),
+            ),
+            Expr::binary(BinaryOp::LtEq, column, Expr::literal(Scalar::Int(*high))),
+        ),
     }
 }
 
@@ -1246,6 +1344,7 @@ pub fn plan_select(
                             radius_deg: near.radius_deg,
                             inclusive: near.inclusive,
                             by_sub_chunk: false,
+                            exclude_same: false,
                         },
                         residual.len(),
                     ));
@@ -1376,6 +1475,37 @@ pub fn plan_select(
             }
         }
     }
+    // A director-key restriction also holds for a table joined on the
+    // director key (o.objectId = s.objectId): give it to that table too, as
+    // a filter and for director-index pruning.
+    loop {
+        let mut changed = false;
+        for (edge, _) in &joins {
+            let JoinEdge::Equi { left, right } = edge else {
+                continue;
+            };
+            for (from, to) in [(*left, *right), (*right, *left)] {
+                let keyed = |(t, c): (usize, usize)| {
+                    scope.tables[t].placement.is_partitioned()
+                        && scope.tables[t].placement.director_key() == Some(c)
+                };
+                if !(keyed(from) && keyed(to)) || key_restrictions[to.0].is_some() {
+                    continue;
+                }
+                let Some(restriction) = key_restrictions[from.0].clone() else {
+                    continue;
+                };
+                let column =
+                    Expr::column(scope.slot(to.0, to.1), scope.tables[to.0].column_type(to.1));
+                local_filters[to.0].push(restriction_filter(column, &restriction));
+                key_restrictions[to.0] = Some(restriction);
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
     // The own side of a near join is the restricted one when only one is.
     for (edge, _) in &mut joins {
         if let JoinEdge::Near {
@@ -1406,6 +1536,16 @@ pub fn plan_select(
         .map_err(QueryError::internal)?;
     let mut region = restrictor.as_ref().map(|r| r.region.clone());
     if let Some(r) = &restrictor {
+        // Live alert-production tables: the restrictor applies to their ra/dec.
+        for (t, table) in scope.tables.iter().enumerate() {
+            if let Source::Apdb { .. } = table.source
+                && let (Some(ra), Some(dec)) = (table.column_index("ra"), table.column_index("dec"))
+            {
+                let ra_expr = Expr::column(scope.slot(t, ra), table.column_type(ra));
+                let dec_expr = Expr::column(scope.slot(t, dec), table.column_type(dec));
+                local_filters[t].insert(0, r.predicate(ra_expr, dec_expr));
+            }
+        }
         for &t in &partitioned {
             if let Some((ra, decl)) = scope.tables[t].placement.position() {
                 let ra_expr = Expr::column(scope.slot(t, ra), scope.tables[t].column_type(ra));
@@ -1720,7 +1860,47 @@ pub fn plan_select(
             edge: joins.iter().position(|(_, part)| *part == index),
         })
         .collect();
-    let joins: Vec<JoinEdge> = joins.into_iter().map(|(edge, _)| edge).collect();
+    let mut joins: Vec<JoinEdge> = joins.into_iter().map(|(edge, _)| edge).collect();
+    let mut residual = residual;
+    // `o1.objectId <> o2.objectId` in a near-neighbour self-join whose two
+    // sides read the same rows: the kernel leaves out each object's pair
+    // with itself, and the condition is enforced by the join.
+    for (index, edge) in joins.iter_mut().enumerate() {
+        let JoinEdge::Near {
+            own,
+            partner,
+            by_sub_chunk: true,
+            exclude_same,
+            ..
+        } = edge
+        else {
+            continue;
+        };
+        let (a, b) = (&scope.tables[*own], &scope.tables[*partner]);
+        let same_table = a.database == b.database && a.table == b.table;
+        if !same_table || tables[*own].filter != tables[*partner].filter {
+            continue;
+        }
+        let (Some(key_a), Some(key_b)) = (a.placement.director_key(), b.placement.director_key())
+        else {
+            continue;
+        };
+        let (slot_a, slot_b) = (scope.slot(*own, key_a), scope.slot(*partner, key_b));
+        for part in residual.iter_mut().filter(|p| p.edge.is_none()) {
+            if let Expr::Binary {
+                op: BinaryOp::NotEq,
+                left,
+                right,
+            } = &part.expr
+                && let (Expr::Column { slot: l, .. }, Expr::Column { slot: r, .. }) =
+                    (&**left, &**right)
+                && ((*l, *r) == (slot_a, slot_b) || (*l, *r) == (slot_b, slot_a))
+            {
+                *exclude_same = true;
+                part.edge = Some(index);
+            }
+        }
+    }
     Ok(SelectPlan {
         scope,
         tables,
@@ -1733,6 +1913,7 @@ pub fn plan_select(
         order,
         limit,
         offset,
+        region: restrictor.map(|r| r.region),
     })
 }
 

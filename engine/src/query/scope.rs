@@ -12,6 +12,7 @@ use skyscan_format::ColumnData;
 use skyscan_kernel::value::DataType;
 
 use super::error::{QueryError, Result};
+use crate::apdb::{Apdb, ApdbTable};
 use crate::catalog::{Partitioning, TableKind};
 use crate::storage::TableHandle;
 
@@ -50,6 +51,13 @@ pub enum Source {
     Catalog(TableHandle),
     /// A materialized subquery.
     Derived(Arc<Materialized>),
+    /// A live table of an attached alert-production database.
+    Apdb {
+        /// The database.
+        apdb: Arc<Apdb>,
+        /// Which table.
+        table: ApdbTable,
+    },
 }
 
 /// How a table is placed on the sky (what chunk-local joins may rely on).

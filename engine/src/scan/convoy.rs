@@ -628,6 +628,24 @@ impl Convoy {
             })
             .collect();
         let ranges = ReadRanges::plan(&file.footer, &wants, self.storage.ranges)?;
+        // A hot chunk (every planned page in the page cache) is decoded from
+        // the shared map of its file: copying it into a pinned buffer first
+        // would cost more than decoding it.
+        if let Some(mappings) = &self.storage.convoy_mappings
+            && let Ok(std_file) = std::fs::File::open(&file.path)
+            && let Ok(metadata) = std_file.metadata()
+            && ranges.ranges.iter().all(|&(offset, len)| {
+                crate::storage::fully_cached(&std_file, metadata.len(), offset, len)
+            })
+        {
+            let map = mappings.get(&file.path)?;
+            return Ok(LoadedFile {
+                footer: Arc::clone(&file.footer),
+                data: FileData::mapped(map, ranges.total_bytes()),
+                path: file.path.clone(),
+                chunk_id,
+            });
+        }
         let backend = self.storage.backend();
         let queries: Vec<&Arc<QueryState>> = users.iter().map(|&u| &parts[u].query).collect();
         let cancelled = || queries.iter().all(|q| q.is_stopped()) || self.is_shutdown();

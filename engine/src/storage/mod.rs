@@ -40,6 +40,7 @@ pub use memory::{
 pub use read::{ColumnWant, FileData, LoadedFile, RangeOptions, ReadRanges};
 pub use table::{ChunkLocation, TableHandle};
 pub use task::{ChunkMeta, ChunkTask, ReadPlan, RowGroupBatch, ScanQuery};
+pub(crate) use uring::fully_cached;
 pub use uring::{UringBackend, UringOptions};
 
 /// Which backend the convoys read with.
@@ -74,6 +75,10 @@ pub struct StorageConfig {
     pub plain_mapped: bool,
     /// Most files kept mapped.
     pub max_mapped_files: usize,
+    /// Convoys decode a chunk whose planned pages are all in the page cache
+    /// from the file's map instead of reading it into a pinned buffer
+    /// (ignored with a custom backend, which is then always used).
+    pub convoy_mapped: bool,
 }
 
 impl Default for StorageConfig {
@@ -87,6 +92,7 @@ impl Default for StorageConfig {
             ranges: RangeOptions::default(),
             plain_mapped: true,
             max_mapped_files: 4_096,
+            convoy_mapped: true,
         }
     }
 }
@@ -102,6 +108,8 @@ pub struct Storage {
     pub ranges: RangeOptions,
     /// Maps of chunk files for the plain path (`None`: it reads instead).
     pub mappings: Option<MappingCache>,
+    /// Maps of chunk files for the convoys' cached chunks (`None`: they read).
+    pub convoy_mappings: Option<MappingCache>,
     backend: Arc<dyn IoBackend>,
     plain_backend: Arc<dyn IoBackend>,
     backend_report: String,
@@ -111,6 +119,8 @@ impl Storage {
     /// Builds the storage context; with [`BackendChoice::Auto`] probes for
     /// io_uring and reports the outcome ([`Storage::backend_report`]).
     pub fn new(config: StorageConfig) -> Arc<Storage> {
+        let convoy_mapped =
+            config.convoy_mapped && !matches!(config.backend, BackendChoice::Custom(_));
         let (backend, backend_report): (Arc<dyn IoBackend>, String) = match config.backend {
             BackendChoice::Auto => match UringBackend::new(UringOptions::default()) {
                 Ok(uring) => {
@@ -139,6 +149,7 @@ impl Storage {
             memory: MemoryManager::new(config.memory),
             ranges: config.ranges,
             mappings: mapped.then(|| MappingCache::new(config.max_mapped_files)),
+            convoy_mappings: convoy_mapped.then(|| MappingCache::new(config.max_mapped_files)),
             backend,
             plain_backend,
             backend_report,

@@ -215,7 +215,7 @@ const SYS_CACHESTAT: libc::c_long = 451;
 
 /// Whether every page of `[offset, offset + len)` of `file` is in the page
 /// cache (false when `cachestat` is missing or fails: then read the disk).
-fn fully_cached(file: &File, file_len: u64, offset: u64, len: u64) -> bool {
+pub(crate) fn fully_cached(file: &File, file_len: u64, offset: u64, len: u64) -> bool {
     let page = 4096u64;
     let first = offset / page;
     // A read past the end of the file needs no cached page there.

@@ -1,6 +1,7 @@
 //! Stable-toolchain fuzz smoke test for CI: runs the `decode_chunk` target
-//! function over mutated golden files and random bytes, and exits non-zero
-//! on a panic (printing the input as hex and saving it to `artifacts/`).
+//! function over mutated golden files and random bytes, then the
+//! `decode_frames` target over mutated frame streams, and exits non-zero on
+//! a panic (printing the input as hex and saving it to `artifacts/`).
 //!
 //! `cargo run --release --bin smoke -- [--iterations N] [--seconds S] [--seed X]`
 
@@ -8,7 +9,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use skyscan_fuzz::{GOLDEN, decode_chunk};
+use skyscan_fuzz::{GOLDEN, decode_chunk, decode_frames, frame_seed};
 
 /// SplitMix64 (deterministic per seed, so a failure can be replayed).
 struct Rng(u64);
@@ -33,7 +34,12 @@ impl Rng {
 
 /// One mutation of a golden file (or pure random bytes).
 fn mutate(rng: &mut Rng) -> Vec<u8> {
-    let mut data = GOLDEN[rng.below(GOLDEN.len())].to_vec();
+    let golden = GOLDEN[rng.below(GOLDEN.len())].to_vec();
+    mutate_bytes(rng, golden)
+}
+
+/// One mutation of `data`.
+fn mutate_bytes(rng: &mut Rng, mut data: Vec<u8>) -> Vec<u8> {
     match rng.below(10) {
         0 => {
             // Random bytes of random length, sometimes with a valid-looking tail.
@@ -94,6 +100,8 @@ fn main() -> ExitCode {
         decode_chunk(golden);
     }
     let started = Instant::now();
+    let frames = frame_seed();
+    decode_frames(&frames);
     let mut done = 0u64;
     loop {
         let finished = match deadline {
@@ -103,15 +111,20 @@ fn main() -> ExitCode {
         if finished {
             break;
         }
-        let input = mutate(&mut rng);
-        if catch_unwind(AssertUnwindSafe(|| decode_chunk(&input))).is_err() {
+        // Alternate the targets: chunk files, then frame streams.
+        let (input, target, extension) = if done % 2 == 0 {
+            (mutate(&mut rng), decode_chunk as fn(&[u8]), "skychunk")
+        } else {
+            (mutate_bytes(&mut rng, frames.clone()), decode_frames as fn(&[u8]), "frames")
+        };
+        if catch_unwind(AssertUnwindSafe(|| target(&input))).is_err() {
             let hex: String = input
                 .iter()
                 .take(256)
                 .map(|byte| format!("{byte:02x}"))
                 .collect();
             let _ = std::fs::create_dir_all("artifacts");
-            let path = format!("artifacts/smoke-seed{seed}-iter{done}.skychunk");
+            let path = format!("artifacts/smoke-seed{seed}-iter{done}.{extension}");
             let _ = std::fs::write(&path, &input);
             eprintln!("PANIC on iteration {done} (seed {seed}); input saved to {path}");
             eprintln!("input ({} bytes), first 256: {hex}", input.len());
@@ -120,7 +133,7 @@ fn main() -> ExitCode {
         done += 1;
     }
     println!(
-        "smoke: {done} mutated inputs decoded without a panic in {:.1} s (seed {seed})",
+        "smoke: {done} mutated inputs (chunk files and frame streams) decoded without a panic in {:.1} s (seed {seed})",
         started.elapsed().as_secs_f64()
     );
     ExitCode::SUCCESS
