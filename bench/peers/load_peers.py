@@ -11,6 +11,7 @@ An engine that is not installed prints `skip<TAB>engine<TAB>reason`.
 """
 import os
 import resource
+import shutil
 import sys
 import time
 
@@ -52,7 +53,11 @@ def duckdb_peer(parquet, workdir, threads, column):
     cpu = cpu_seconds() - cpu
     rows, total = con.execute(f'SELECT count(*), sum("{column}") FROM t').fetchone()
     con.close()
-    print(f"duckdb\t{duckdb.__version__}\t{seconds:.4f}\t{rows}\t{total}\t{dir_bytes(path)}\t{cpu:.3f}")
+    bytes_on_disk = dir_bytes(path)
+    if not os.environ.get("SKYSCAN_BENCH_KEEP"):
+        # The next engine needs the disk space.
+        os.remove(path)
+    print(f"duckdb\t{duckdb.__version__}\t{seconds:.4f}\t{rows}\t{total}\t{bytes_on_disk}\t{cpu:.3f}")
 
 
 def chdb_peer(parquet, workdir, threads, column):
@@ -78,8 +83,11 @@ def chdb_peer(parquet, workdir, threads, column):
     cpu = cpu_seconds() - cpu
     out = sess.query(f'SELECT count(), sum("{column}") FROM b.t', "TSV").bytes().decode().split()
     sess.close()
+    bytes_on_disk = dir_bytes(path)
+    if not os.environ.get("SKYSCAN_BENCH_KEEP"):
+        shutil.rmtree(path, ignore_errors=True)
     version = getattr(chdb, "__version__", "?")
-    print(f"chdb\t{version}\t{seconds:.4f}\t{out[0]}\t{out[1]}\t{dir_bytes(path)}\t{cpu:.3f}")
+    print(f"chdb\t{version}\t{seconds:.4f}\t{out[0]}\t{out[1]}\t{bytes_on_disk}\t{cpu:.3f}")
 
 
 def main():

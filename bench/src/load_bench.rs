@@ -14,7 +14,7 @@ use skyscan_engine::catalog::{Catalog, Database, LoadOptions, Partitioning, Tabl
 use skyscan_engine::ingest::schema::parse_schema_sql;
 use skyscan_engine::loader::{FileSource, load_source};
 use skyscan_engine::synth::export::{schema_sql, write_parquet};
-use skyscan_engine::synth::{ObjectSpec, generate_objects};
+use skyscan_engine::synth::{ObjectSpec, SkyStructure, generate_objects};
 use skyscan_format::{ChunkFile, ColumnData};
 
 /// Options of `skyscan-bench load`.
@@ -32,6 +32,11 @@ pub struct LoadArgs {
     /// Keep the scratch directory.
     #[arg(long)]
     keep: bool,
+    /// Sky density of the generated objects: `uniform` (the figures so far)
+    /// or `band` (a galactic-plane-like dense band and empty regions,
+    /// `synth::SkyStructure::GalacticBand`).
+    #[arg(long, default_value = "uniform", value_parser = ["uniform", "band"])]
+    sky: String,
     /// skyscan's memory budget (bytes buffered before spilling).
     #[arg(long = "max-memory", default_value_t = skyscan_engine::catalog::DEFAULT_LOAD_MEMORY)]
     max_memory: u64,
@@ -123,8 +128,12 @@ pub fn run(args: &LoadArgs) -> Result<(), String> {
 
 fn run_in(args: &LoadArgs, dir: &Path) -> Result<(), String> {
     let started = Instant::now();
-    let table =
-        generate_objects(&ObjectSpec::with_density(args.rows, 200_000.0, 42), 2).into_table()?;
+    let structure = match args.sky.as_str() {
+        "band" => SkyStructure::GalacticBand,
+        _ => SkyStructure::Uniform,
+    };
+    let spec = ObjectSpec::with_density(args.rows, 200_000.0, 42).with_structure(structure);
+    let table = generate_objects(&spec, 2).into_table()?;
     let expected_sum: i64 = match table.column(SUM_COLUMN) {
         Some(ColumnData::I32(c)) => c.values.iter().map(|&v| i64::from(v)).sum(),
         _ => return Err(format!("no i32 column {SUM_COLUMN}")),
@@ -141,8 +150,9 @@ fn run_in(args: &LoadArgs, dir: &Path) -> Result<(), String> {
         .map_err(|e| e.to_string())?
         .len();
     println!(
-        "Object: {} rows, 27 columns, {raw_bytes} raw bytes; Parquet (ours, snappy) {parquet_bytes} bytes; generated in {:.1} s",
+        "Object: {} rows ({} sky), 27 columns, {raw_bytes} raw bytes; Parquet (ours, snappy) {parquet_bytes} bytes; generated in {:.1} s",
         args.rows,
+        args.sky,
         started.elapsed().as_secs_f64()
     );
 
@@ -193,6 +203,12 @@ fn run_in(args: &LoadArgs, dir: &Path) -> Result<(), String> {
     }
     let ours_rate = args.rows as f64 / seconds;
     let db_bytes = dir_bytes(&root);
+    // Each engine's output is removed once measured (unless --keep): at
+    // 10-20 M rows the four copies of the table need several GB of disk.
+    drop(db);
+    if !args.keep {
+        let _ = std::fs::remove_dir_all(&root);
+    }
     println!(
         "{:<8} {:>9} {:>12} {:>10} {:>14} {:>8} {:>8} {:>9}",
         "engine", "seconds", "rows/s", "MB/s", "bytes on disk", "skyscan÷", "CPU s", "CPU ratio"
@@ -221,6 +237,7 @@ fn run_in(args: &LoadArgs, dir: &Path) -> Result<(), String> {
         .arg(dir)
         .arg(args.threads.to_string())
         .arg(SUM_COLUMN)
+        .envs(args.keep.then_some(("SKYSCAN_BENCH_KEEP", "1")))
         .output()
         .map_err(|e| format!("python3 {}: {e} (or pass --no-peer)", script.display()))?;
     if !output.status.success() {

@@ -61,7 +61,6 @@ impl Hasher for FastHasher {
 }
 
 type HashMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<FastHasher>>;
-type HashSet<K> = std::collections::HashSet<K, BuildHasherDefault<FastHasher>>;
 
 /// Whether to compress values sections with lz4.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -150,6 +149,7 @@ pub fn encode_block(
     }
     let validity = data.validity().filter(|_| null_count > 0);
     let stats = compute_stats(data);
+    let frame = int_frame(&stats);
     let forced = options.encoding;
     let decoded_len = decoded_len(data);
     let auto_lz4 = options.compression == CompressionChoice::Auto
@@ -163,16 +163,28 @@ pub fn encode_block(
         ColumnData::Bool(column) => {
             Ok(Values::plain(Encoding::Plain, bitmap_bytes(&column.values)))
         }
-        ColumnData::I8(column) => encode_ints(&fill_nulls(&column.values, validity), forced),
-        ColumnData::I16(column) => encode_ints(&fill_nulls(&column.values, validity), forced),
-        ColumnData::I32(column) => encode_ints(&fill_nulls(&column.values, validity), forced),
-        ColumnData::I64(column) => encode_ints(&fill_nulls(&column.values, validity), forced),
-        ColumnData::F32(column) => {
-            encode_floats(&fill_nulls(&column.values, validity), forced, auto_lz4)
+        ColumnData::I8(column) => encode_ints(&fill_nulls(&column.values, validity), frame, forced),
+        ColumnData::I16(column) => {
+            encode_ints(&fill_nulls(&column.values, validity), frame, forced)
         }
-        ColumnData::F64(column) => {
-            encode_floats(&fill_nulls(&column.values, validity), forced, auto_lz4)
+        ColumnData::I32(column) => {
+            encode_ints(&fill_nulls(&column.values, validity), frame, forced)
         }
+        ColumnData::I64(column) => {
+            encode_ints(&fill_nulls(&column.values, validity), frame, forced)
+        }
+        ColumnData::F32(column) => encode_floats(
+            &fill_nulls(&column.values, validity),
+            &stats,
+            forced,
+            auto_lz4,
+        ),
+        ColumnData::F64(column) => encode_floats(
+            &fill_nulls(&column.values, validity),
+            &stats,
+            forced,
+            auto_lz4,
+        ),
         ColumnData::Utf8(column) | ColumnData::Binary(column) => encode_var(column, forced),
     }
     .map_err(|what| FormatError::invalid(format!("column `{name}`: {what}")))?;
@@ -394,45 +406,99 @@ fn delta_of<T: Lane>(values: &[T]) -> (i64, u32) {
 }
 
 /// Distinct lane values sorted by `key`, or `None` when more than `limit`.
-///
-/// An open-addressing set of `u64` sized for `limit` (load factor <= 1/2):
-/// the encoder calls this on every block of every integer and float column,
-/// and most float blocks reach the limit, so growing a general hash set
-/// (rehashing as it goes) dominated the writer's profile.
 fn distinct<T: Lane>(values: &[T], limit: usize, key: impl Fn(T) -> u64) -> Option<Vec<T>> {
-    let capacity = (2 * limit.max(1)).next_power_of_two().max(16);
-    let mask = capacity - 1;
-    // Slot 0 of `occupied` marks an empty slot; values are compared in full.
-    let mut slots = vec![0u64; capacity];
-    let mut occupied = vec![false; capacity];
+    let mut table = IdTable::with_expected(limit.min(values.len()).min(64));
     let mut dict = Vec::new();
     for &value in values {
-        let bits = value.to_u64();
-        let mut slot = (mix64(bits) as usize) & mask;
-        loop {
-            if !occupied[slot] {
-                if dict.len() == limit {
-                    return None;
-                }
-                occupied[slot] = true;
-                slots[slot] = bits;
-                dict.push(value);
-                break;
-            }
-            if slots[slot] == bits {
-                break;
-            }
-            slot = (slot + 1) & mask;
+        let (_, new) = table.id(value.to_u64(), limit)?;
+        if new {
+            dict.push(value);
         }
     }
     dict.sort_unstable_by_key(|&value| key(value));
     Some(dict)
 }
 
-/// Keeps `(encoding, size)` in `best` when strictly smaller.
-fn consider(best: &mut (Encoding, usize), encoding: Encoding, size: usize) {
-    if size < best.1 {
-        *best = (encoding, size);
+/// Open-addressing table from u64 keys to dense ids in first-seen order
+/// (load factor <= 1/2, doubling as it fills). The encoder counts distinct
+/// values of every block it weighs a dictionary for; a general hash map
+/// (SipHash, growth by rehashing entries) dominated the writer's profile,
+/// and a table sized for the largest dictionary allowed spent its time
+/// clearing memory for blocks of two values.
+struct IdTable {
+    keys: Vec<u64>,
+    /// `u32::MAX` marks an empty slot.
+    ids: Vec<u32>,
+    mask: usize,
+    len: usize,
+}
+
+impl IdTable {
+    fn with_expected(count: usize) -> IdTable {
+        let capacity = (2 * count.max(1)).next_power_of_two().max(16);
+        IdTable {
+            keys: vec![0; capacity],
+            ids: vec![u32::MAX; capacity],
+            mask: capacity - 1,
+            len: 0,
+        }
+    }
+
+    /// Distinct keys seen.
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The slot holding `key`, or the empty slot where it would go.
+    #[inline(always)]
+    fn find(&self, key: u64) -> usize {
+        let mut slot = (mix64(key) as usize) & self.mask;
+        while self.ids[slot] != u32::MAX && self.keys[slot] != key {
+            slot = (slot + 1) & self.mask;
+        }
+        slot
+    }
+
+    /// The id of `key` and whether it is new (ids count up from 0), or
+    /// `None` when it is new and `limit` keys are held already.
+    #[inline(always)]
+    fn id(&mut self, key: u64, limit: usize) -> Option<(u32, bool)> {
+        let mut slot = self.find(key);
+        let id = self.ids[slot];
+        if id != u32::MAX {
+            return Some((id, false));
+        }
+        if self.len >= limit {
+            return None;
+        }
+        if 2 * (self.len + 1) > self.ids.len() {
+            self.grow();
+            slot = self.find(key);
+        }
+        let id = self.len as u32;
+        self.keys[slot] = key;
+        self.ids[slot] = id;
+        self.len += 1;
+        Some((id, true))
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self) {
+        let capacity = 2 * self.ids.len();
+        let keys = std::mem::replace(&mut self.keys, vec![0; capacity]);
+        let ids = std::mem::replace(&mut self.ids, vec![u32::MAX; capacity]);
+        self.mask = capacity - 1;
+        for (key, id) in keys.into_iter().zip(ids) {
+            if id != u32::MAX {
+                let mut slot = (mix64(key) as usize) & self.mask;
+                while self.ids[slot] != u32::MAX {
+                    slot = (slot + 1) & self.mask;
+                }
+                self.keys[slot] = key;
+                self.ids[slot] = id;
+            }
+        }
     }
 }
 
@@ -477,17 +543,32 @@ fn dict_size(rows: usize, dict_len: usize, value_bytes: usize) -> usize {
         + packed_len(rows, bits_needed(dict_len.saturating_sub(1) as u64))
 }
 
-fn encode_for_lanes<T: Lane>(values: &[T]) -> Vec<u8> {
-    let (base, width) = frame_of(values);
+/// A frame of reference `(base, width)`: every value less `base` (wrapping,
+/// in the lane's width) is `< 2^width`.
+type Frame = (u64, u32);
+
+/// The frame of an integer block from its exact statistics (the values in
+/// null slots are copies of non-null values, so they do not widen it).
+fn int_frame(stats: &BlockStats) -> Frame {
+    match stats.min_max {
+        Some(MinMax::Int { min, max }) => (min as u64, bits_needed(max.wrapping_sub(min) as u64)),
+        // Every row null: the filled values are all 0.
+        _ => (0, 0),
+    }
+}
+
+fn encode_for_lanes<T: Lane>(values: &[T], (base, width): Frame) -> Vec<u8> {
     let mut out = Vec::with_capacity(16 + packed_len(values.len(), width));
     push_u64(&mut out, base);
     out.push(width as u8);
     out.extend_from_slice(&[0; 7]);
-    let offsets: Vec<u64> = values
-        .iter()
-        .map(|v| v.to_u64().wrapping_sub(base) & mask(width))
-        .collect();
-    kernels::pack(&offsets, width, &mut out);
+    let mask = mask(width);
+    kernels::pack_map(
+        values,
+        width,
+        |v| v.to_u64().wrapping_sub(base) & mask,
+        &mut out,
+    );
     out
 }
 
@@ -499,107 +580,444 @@ fn mask(width: u32) -> u64 {
     }
 }
 
-fn encode_delta_lanes<T: Lane>(values: &[T]) -> Vec<u8> {
-    let (min_delta, width) = delta_of(values);
+fn encode_delta_lanes<T: Lane>(values: &[T], (min_delta, width): (i64, u32)) -> Vec<u8> {
     let first = values.first().map_or(0, |v| v.to_u64());
-    let mut out = Vec::new();
+    let count = values.len().saturating_sub(1);
+    let mut out = Vec::with_capacity(24 + packed_len(count, width));
     push_u64(&mut out, first);
     push_u64(&mut out, min_delta as u64);
     out.push(width as u8);
     out.extend_from_slice(&[0; 7]);
-    let deltas: Vec<u64> = values
-        .windows(2)
-        .map(|pair| {
-            let delta = sign_extend(pair[1].to_u64().wrapping_sub(pair[0].to_u64()), T::BITS);
+    kernels::pack_fn(
+        count,
+        width,
+        |index| {
+            let delta = sign_extend(
+                values[index + 1]
+                    .to_u64()
+                    .wrapping_sub(values[index].to_u64()),
+                T::BITS,
+            );
             delta.wrapping_sub(min_delta) as u64
-        })
-        .collect();
-    kernels::pack(&deltas, width, &mut out);
+        },
+        &mut out,
+    );
     out
 }
 
-fn encode_dict_lanes<T: Lane>(values: &[T], dict: &[T]) -> Vec<u8> {
-    let index: HashMap<u64, u64> = dict
-        .iter()
-        .enumerate()
-        .map(|(code, v)| (v.to_u64(), code as u64))
-        .collect();
-    let width = bits_needed(dict.len().saturating_sub(1) as u64);
-    let mut out = Vec::new();
-    push_u32(&mut out, dict.len() as u32);
+/// A dictionary and the code of every row.
+struct DictPlan<T> {
+    /// Distinct values, strictly increasing by the sort key.
+    dict: Vec<T>,
+    /// Index into `dict` of each row's value.
+    codes: Vec<u32>,
+}
+
+/// The dictionary of `values` sorted by `key` and the code of each row, or
+/// `None` when there are more than `limit` distinct values. One pass over
+/// an [`IdTable`] (sized for `expected` values) gives each row the index of
+/// its value in first-seen order; the codes are then renumbered to the
+/// sorted order.
+fn dict_plan<T: Lane>(
+    values: &[T],
+    limit: usize,
+    expected: usize,
+    key: impl Fn(T) -> u64,
+) -> Option<DictPlan<T>> {
+    let mut table = IdTable::with_expected(expected.min(limit));
+    let mut seen: Vec<T> = Vec::new();
+    let mut codes = Vec::with_capacity(values.len());
+    for &value in values {
+        let (id, new) = table.id(value.to_u64(), limit)?;
+        if new {
+            seen.push(value);
+        }
+        codes.push(id);
+    }
+    let mut order: Vec<u32> = (0..seen.len() as u32).collect();
+    order.sort_unstable_by_key(|&id| key(seen[id as usize]));
+    let mut rank = vec![0u32; seen.len()];
+    for (position, &id) in order.iter().enumerate() {
+        rank[id as usize] = position as u32;
+    }
+    for code in &mut codes {
+        *code = rank[*code as usize];
+    }
+    Some(DictPlan {
+        dict: order.iter().map(|&id| seen[id as usize]).collect(),
+        codes,
+    })
+}
+
+fn encode_dict_plan<T: Lane>(plan: &DictPlan<T>) -> Vec<u8> {
+    let width = bits_needed(plan.dict.len().saturating_sub(1) as u64);
+    let value_bytes = std::mem::size_of::<T>();
+    let mut out = Vec::with_capacity(dict_size(plan.codes.len(), plan.dict.len(), value_bytes));
+    push_u32(&mut out, plan.dict.len() as u32);
     out.push(width as u8);
     out.extend_from_slice(&[0; 3]);
-    out.extend_from_slice(bytemuck::cast_slice(dict));
+    push_lanes(&mut out, &plan.dict);
     pad8(&mut out);
-    let codes: Vec<u64> = values
-        .iter()
-        .map(|v| index.get(&v.to_u64()).copied().unwrap_or(0))
-        .collect();
-    kernels::pack(&codes, width, &mut out);
+    kernels::pack_map(&plan.codes, width, u64::from, &mut out);
     out
 }
 
-fn encode_ints<T: Lane>(values: &[T], forced: Option<Encoding>) -> Result<Values, String> {
+/// Appends lane values little-endian.
+fn push_lanes<T: Lane>(out: &mut Vec<u8>, values: &[T]) {
+    #[cfg(target_endian = "little")]
+    out.extend_from_slice(bytemuck::cast_slice(values));
+    #[cfg(not(target_endian = "little"))]
+    for value in values {
+        let width = (T::BITS / 8) as usize;
+        out.extend_from_slice(&value.to_u64().to_le_bytes()[..width]);
+    }
+}
+
+/// Rows the encoding choice looks at: the whole block up to this many rows,
+/// else [`SAMPLE_RUNS`] runs of [`SAMPLE_RUN`] consecutive rows spread
+/// evenly over it (runs keep neighbours together, so deltas are sampled too).
+const SAMPLE_ROWS: usize = SAMPLE_RUNS * SAMPLE_RUN;
+/// Runs of the choice sample.
+const SAMPLE_RUNS: usize = 32;
+/// Rows per run of the choice sample.
+const SAMPLE_RUN: usize = 32;
+
+/// The choice sample of `values` as u64 keys (`key` of each row); true when
+/// it is the whole block (every estimate is then exact).
+fn sample_keys<T: Copy>(values: &[T], key: impl Fn(T) -> u64) -> (Vec<u64>, bool) {
+    let rows = values.len();
+    if rows <= SAMPLE_ROWS {
+        return (values.iter().map(|&v| key(v)).collect(), true);
+    }
+    let span = rows - SAMPLE_RUN;
+    let mut sample = Vec::with_capacity(SAMPLE_ROWS);
+    for run in 0..SAMPLE_RUNS {
+        let start = run * span / (SAMPLE_RUNS - 1);
+        sample.extend(values[start..start + SAMPLE_RUN].iter().map(|&v| key(v)));
+    }
+    (sample, false)
+}
+
+/// Value counts of a choice sample.
+struct SampleCounts {
+    /// Distinct keys.
+    distinct: usize,
+    /// Keys seen once.
+    singletons: usize,
+    /// Keys seen twice.
+    doubletons: usize,
+    /// The most frequent key (the smallest among equals).
+    mode: u64,
+    /// How often it was seen.
+    mode_count: usize,
+}
+
+fn count_sample(keys: &[u64]) -> SampleCounts {
+    let mut table = IdTable::with_expected(keys.len());
+    let mut seen: Vec<u64> = Vec::with_capacity(keys.len());
+    let mut counts: Vec<u32> = Vec::with_capacity(keys.len());
+    for &key in keys {
+        match table.id(key, usize::MAX) {
+            Some((_, true)) => {
+                seen.push(key);
+                counts.push(1);
+            }
+            Some((id, false)) => counts[id as usize] += 1,
+            None => {}
+        }
+    }
+    let mut summary = SampleCounts {
+        distinct: table.len(),
+        singletons: 0,
+        doubletons: 0,
+        mode: 0,
+        mode_count: 0,
+    };
+    for (&key, &count) in seen.iter().zip(&counts) {
+        let count = count as usize;
+        summary.singletons += usize::from(count == 1);
+        summary.doubletons += usize::from(count == 2);
+        if count > summary.mode_count || (count == summary.mode_count && key < summary.mode) {
+            summary.mode = key;
+            summary.mode_count = count;
+        }
+    }
+    summary
+}
+
+/// Keys of the choice sample whose values are counted: all of a whole
+/// block of at most [`SAMPLE_ROWS`] rows, else every [`COUNT_STRIDE`]-th.
+/// A quarter of the sample is enough to see repeats: with no repeat among
+/// 256 values, a block of `d` equally frequent values has
+/// `d > 256^2 / 2 / ln(1/p)` with confidence `1 - p` (birthday bound), over
+/// 2900 at p = 10^-5, too many for a dictionary to beat the exact sizes.
+const COUNT_STRIDE: usize = 4;
+
+/// [`count_sample`] over the counted keys of `sample`: the counts, how many
+/// keys were counted, and whether they are the whole block.
+fn count_sample_of(sample: &[u64], whole: bool) -> (SampleCounts, usize, bool) {
+    if whole {
+        return (count_sample(sample), sample.len(), true);
+    }
+    let counted: Vec<u64> = sample.iter().step_by(COUNT_STRIDE).copied().collect();
+    (count_sample(&counted), counted.len(), false)
+}
+
+/// Estimated distinct values of a block from its sample: exact for a whole
+/// block; `None` when no value repeats in the sample (by the birthday bound
+/// the block then holds far more distinct values than a dictionary could
+/// take); else the bias-corrected Chao1 estimate `d + f1 (f1 - 1) / (2 (f2 + 1))`
+/// (Chao 1984), at most `rows`.
+fn estimate_distinct(
+    counts: &SampleCounts,
+    sample_len: usize,
+    rows: usize,
+    whole: bool,
+) -> Option<usize> {
+    if whole {
+        return Some(counts.distinct);
+    }
+    if counts.distinct >= sample_len {
+        return None;
+    }
+    let f1 = counts.singletons;
+    let unseen = f1 * f1.saturating_sub(1) / (2 * (counts.doubletons + 1));
+    Some((counts.distinct + unseen).min(rows))
+}
+
+/// Width of the deltas within the sample's runs (of the whole block when
+/// `whole`): `(min_delta, width)` as [`delta_of`] computes it.
+fn sample_delta(sample: &[u64], whole: bool, bits: u32) -> (i64, u32) {
+    let run = if whole {
+        sample.len().max(1)
+    } else {
+        SAMPLE_RUN
+    };
+    let mut min = i64::MAX;
+    let mut max = i64::MIN;
+    for chunk in sample.chunks(run) {
+        for pair in chunk.windows(2) {
+            let delta = sign_extend(pair[1].wrapping_sub(pair[0]), bits);
+            min = min.min(delta);
+            max = max.max(delta);
+        }
+    }
+    if min > max {
+        return (0, 0);
+    }
+    (min, bits_needed(max.wrapping_sub(min) as u64))
+}
+
+/// Estimated SPARSE size from the sample, when its most frequent value
+/// fills more than half of it: exceptions scaled to the block, gaps of a
+/// random spread (the largest of `k` geometric gaps of mean `rows / k` is
+/// about `rows / k * ln k`), exception values as FOR over the sample's
+/// exceptions or as a dictionary of them, whichever is smaller.
+fn sparse_estimate(
+    sample: &[u64],
+    counts: &SampleCounts,
+    counted: usize,
+    rows: usize,
+    whole: bool,
+    bits: u32,
+) -> Option<usize> {
+    if counts.mode_count * 2 <= counted {
+        return None;
+    }
+    let sample_exceptions = counted - counts.mode_count;
+    let exceptions = if whole {
+        sample_exceptions
+    } else {
+        (sample_exceptions * rows).div_ceil(counted)
+    };
+    if exceptions == 0 {
+        return Some(32);
+    }
+    let mean_gap = rows / (exceptions + 1);
+    let log = (usize::BITS - exceptions.leading_zeros()) as usize;
+    let gap_width = bits_needed((mean_gap * (1 + log * 7 / 10)) as u64);
+    let flip = 1u64 << 63;
+    let (mut min, mut max) = (u64::MAX, 0u64);
+    for &key in sample.iter().filter(|&&key| key != counts.mode) {
+        let order = sign_extend(key, bits) as u64 ^ flip;
+        min = min.min(order);
+        max = max.max(order);
+    }
+    let for_width = if min <= max {
+        bits_needed(max - min)
+    } else {
+        0
+    };
+    let value_bytes = (bits / 8) as usize;
+    let for_size = packed_len(exceptions, for_width);
+    let dict_values = dict_size(
+        exceptions,
+        counts.distinct.saturating_sub(1).max(1),
+        value_bytes,
+    ) - 8;
+    Some(32 + packed_len(exceptions, gap_width) + for_size.min(dict_values))
+}
+
+/// One encoding the automatic choice weighs: the size of its values
+/// section, exact or estimated from the sample.
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    encoding: Encoding,
+    size: usize,
+    exact: bool,
+}
+
+impl Candidate {
+    fn exact(encoding: Encoding, size: usize) -> Candidate {
+        Candidate {
+            encoding,
+            size,
+            exact: true,
+        }
+    }
+
+    fn estimated(encoding: Encoding, size: usize) -> Candidate {
+        Candidate {
+            encoding,
+            size,
+            exact: false,
+        }
+    }
+}
+
+/// Index of the smallest candidate; the first listed wins ties.
+fn smallest(candidates: &[Candidate]) -> usize {
+    let mut best = 0;
+    for (index, candidate) in candidates.iter().enumerate() {
+        if candidate.size < candidates[best].size {
+            best = index;
+        }
+    }
+    best
+}
+
+/// The smallest exact size among candidates other than `except`.
+fn best_exact_other(candidates: &[Candidate], except: usize) -> usize {
+    candidates
+        .iter()
+        .enumerate()
+        .filter(|&(index, candidate)| index != except && candidate.exact)
+        .map(|(_, candidate)| candidate.size)
+        .min()
+        .unwrap_or(usize::MAX)
+}
+
+fn encode_ints<T: Lane>(
+    values: &[T],
+    frame: Frame,
+    forced: Option<Encoding>,
+) -> Result<Values, String> {
+    debug_assert_eq!(frame, frame_of(values), "frame from the statistics");
     let rows = values.len();
     let value_bytes = (T::BITS / 8) as usize;
-    let encoding = match forced {
-        Some(encoding) => encoding,
-        None => {
-            let (_, for_width) = frame_of(values);
-            let (_, delta_width) = delta_of(values);
-            let mut best = (Encoding::Plain, rows * value_bytes);
-
-            consider(
-                &mut best,
-                Encoding::ForBitpack,
-                16 + packed_len(rows, for_width),
-            );
-            if rows > 0 {
-                consider(
-                    &mut best,
-                    Encoding::DeltaBitpack,
-                    24 + packed_len(rows - 1, delta_width),
-                );
+    if let Some(encoding) = forced {
+        let raw = match encoding {
+            Encoding::Plain => bytemuck::cast_slice(values).to_vec(),
+            Encoding::ForBitpack => encode_for_lanes(values, frame),
+            Encoding::DeltaBitpack => encode_delta_lanes(values, delta_of(values)),
+            Encoding::Dictionary => {
+                let plan = dict_plan(values, MAX_DICT_LEN, 64, T::order_key).ok_or_else(|| {
+                    format!("more than {MAX_DICT_LEN} distinct values for a dictionary")
+                })?;
+                encode_dict_plan(&plan)
             }
-            let limit = useful_dict_len(rows, value_bytes, best.1, 0, AUTO_DICT_MAX.min(rows / 2));
-            if limit > 0
-                && let Some(dict) = distinct(values, limit, T::order_key)
-            {
-                consider(
-                    &mut best,
-                    Encoding::Dictionary,
-                    dict_size(rows, dict.len(), value_bytes),
-                );
+            Encoding::Sparse => {
+                let plan = sparse_plan(values, true).ok_or("no sparse plan")?;
+                encode_sparse(values, &plan)
             }
-            if let Some(plan) = sparse_plan(values, false) {
-                consider(&mut best, Encoding::Sparse, plan.size);
-                if best.0 == Encoding::Sparse {
-                    return Ok(Values::plain(
-                        Encoding::Sparse,
-                        encode_sparse(values, &plan),
-                    ));
+            other => return Err(format!("encoding {other:?} is not defined for integers")),
+        };
+        return Ok(Values::plain(encoding, raw));
+    }
+    // Exact for free: PLAIN, and FOR from the statistics. Estimated from the
+    // sample: DELTA, DICTIONARY, SPARSE; the smallest estimate is made exact
+    // (computed over the block) until the smallest candidate is exact.
+    let mut candidates = vec![
+        Candidate::exact(Encoding::Plain, rows * value_bytes),
+        Candidate::exact(Encoding::ForBitpack, 16 + packed_len(rows, frame.1)),
+    ];
+    let (sample, whole) = sample_keys(values, T::to_u64);
+    if rows > 0 {
+        let (_, width) = sample_delta(&sample, whole, T::BITS);
+        candidates.push(Candidate {
+            encoding: Encoding::DeltaBitpack,
+            size: 24 + packed_len(rows - 1, width),
+            exact: whole,
+        });
+    }
+    let (counts, counted, counted_whole) = count_sample_of(&sample, whole);
+    let dict_limit = AUTO_DICT_MAX.min(rows / 2);
+    let mut dict_estimate = 0;
+    if let Some(distinct) = estimate_distinct(&counts, counted, rows, counted_whole)
+        && (1..=dict_limit).contains(&distinct)
+    {
+        dict_estimate = distinct;
+        candidates.push(Candidate::estimated(
+            Encoding::Dictionary,
+            dict_size(rows, distinct, value_bytes),
+        ));
+    }
+    if let Some(size) = sparse_estimate(&sample, &counts, counted, rows, counted_whole, T::BITS) {
+        candidates.push(Candidate::estimated(Encoding::Sparse, size));
+    }
+    let mut delta = None;
+    let mut dict = None;
+    let mut sparse = None;
+    let chosen = loop {
+        let best = smallest(&candidates);
+        if candidates[best].exact {
+            break candidates[best].encoding;
+        }
+        let bound = best_exact_other(&candidates, best);
+        let candidate = &mut candidates[best];
+        candidate.exact = true;
+        match candidate.encoding {
+            Encoding::DeltaBitpack => {
+                let parameters = delta_of(values);
+                candidate.size = 24 + packed_len(rows.saturating_sub(1), parameters.1);
+                delta = Some(parameters);
+            }
+            Encoding::Dictionary => {
+                let limit = useful_dict_len(rows, value_bytes, bound, 0, dict_limit);
+                match (limit > 0).then(|| dict_plan(values, limit, dict_estimate, T::order_key)) {
+                    Some(Some(plan)) => {
+                        candidate.size = dict_size(rows, plan.dict.len(), value_bytes);
+                        dict = Some(plan);
+                    }
+                    _ => candidate.size = usize::MAX,
                 }
             }
-            best.0
+            Encoding::Sparse => match sparse_plan(values, false) {
+                Some(plan) => {
+                    candidate.size = plan.size;
+                    sparse = Some(plan);
+                }
+                None => candidate.size = usize::MAX,
+            },
+            _ => {}
         }
     };
-    let raw = match encoding {
-        Encoding::Plain => bytemuck::cast_slice(values).to_vec(),
-        Encoding::ForBitpack => encode_for_lanes(values),
-        Encoding::DeltaBitpack => encode_delta_lanes(values),
-        Encoding::Dictionary => {
-            let dict = distinct(values, MAX_DICT_LEN, T::order_key).ok_or_else(|| {
-                format!("more than {MAX_DICT_LEN} distinct values for a dictionary")
-            })?;
-            encode_dict_lanes(values, &dict)
+    let raw = match chosen {
+        Encoding::ForBitpack => encode_for_lanes(values, frame),
+        Encoding::DeltaBitpack => {
+            encode_delta_lanes(values, delta.unwrap_or_else(|| delta_of(values)))
         }
-        Encoding::Sparse => {
-            let plan = sparse_plan(values, true).ok_or("no sparse plan")?;
-            encode_sparse(values, &plan)
-        }
-        other => return Err(format!("encoding {other:?} is not defined for integers")),
+        Encoding::Dictionary => match &dict {
+            Some(plan) => encode_dict_plan(plan),
+            None => return Err("dictionary chosen without a plan".into()),
+        },
+        Encoding::Sparse => match &sparse {
+            Some(plan) => encode_sparse(values, plan),
+            None => return Err("sparse chosen without a plan".into()),
+        },
+        _ => bytemuck::cast_slice(values).to_vec(),
     };
-    Ok(Values::plain(encoding, raw))
+    Ok(Values::plain(chosen, raw))
 }
 
 /// How [`encode_sparse`] stores a block: the fill value, the rows that
@@ -752,6 +1170,10 @@ trait Float: Copy + Default + bytemuck::Pod + PartialEq {
     /// `Some(d)` when `alp_decode(d, exponent)` gives back `self` bit for bit.
     fn alp_int(self, exponent: u8) -> Option<i64>;
     fn shuffle(values: &[u8], out: &mut [u8]);
+    /// The value of a statistic (exact: f32 statistics are widened f32s).
+    fn from_f64(value: f64) -> Self;
+    /// The value of a bit pattern held in the low bits of a u64.
+    fn from_bits_u64(bits: u64) -> Self;
 }
 
 impl Float for f64 {
@@ -777,6 +1199,12 @@ impl Float for f64 {
     fn shuffle(values: &[u8], out: &mut [u8]) {
         kernels::shuffle::<8>(values, out);
     }
+    fn from_f64(value: f64) -> f64 {
+        value
+    }
+    fn from_bits_u64(bits: u64) -> f64 {
+        f64::from_bits(bits)
+    }
 }
 
 impl Float for f32 {
@@ -800,6 +1228,12 @@ impl Float for f32 {
     }
     fn shuffle(values: &[u8], out: &mut [u8]) {
         kernels::shuffle::<4>(values, out);
+    }
+    fn from_f64(value: f64) -> f32 {
+        value as f32
+    }
+    fn from_bits_u64(bits: u64) -> f32 {
+        f32::from_bits(bits as u32)
     }
 }
 
@@ -913,10 +1347,67 @@ fn encode_alp<F: Float>(values: &[F], exponent: u8) -> Vec<u8> {
     out
 }
 
-fn alp_size<F: Float>(values: &[F], exponent: u8) -> usize {
+/// Values of [`alp_precheck`], which rules ALP out before the exponent
+/// search: one per run of the choice sample.
+const ALP_PRECHECK: usize = SAMPLE_RUNS;
+
+/// A quick ALP estimate on a few values, in bits per value: the cheapest
+/// exponent's width plus its exceptions (a position and a raw value each),
+/// `None` when every exponent leaves more than half of `sample` as
+/// exceptions. An exponent stops as soon as half of the sample failed, so
+/// full-precision noise costs about half a sample per exponent. Only when
+/// this beats the exact sizes is the 256-value exponent search run.
+fn alp_precheck<F: Float>(sample: &[F]) -> Option<u64> {
+    if sample.is_empty() {
+        return None;
+    }
+    let allowed = sample.len() / 2;
+    let exception_bits = 32 + 8 * std::mem::size_of::<F>() as u64;
+    let mut best: Option<u64> = None;
+    'exponents: for exponent in 0..=F::MAX_EXPONENT {
+        let mut failed = 0usize;
+        let (mut min, mut max) = (i64::MAX, i64::MIN);
+        for value in sample {
+            match value.alp_int(exponent) {
+                Some(int) => {
+                    min = min.min(int);
+                    max = max.max(int);
+                }
+                None => {
+                    failed += 1;
+                    if failed > allowed {
+                        continue 'exponents;
+                    }
+                }
+            }
+        }
+        let width = if min <= max {
+            bits_needed(max.wrapping_sub(min) as u64)
+        } else {
+            0
+        };
+        let cost = u64::from(width) * sample.len() as u64 + failed as u64 * exception_bits;
+        best = Some(best.map_or(cost, |best| best.min(cost)));
+        if failed == 0 {
+            // A larger exponent only widens the integers.
+            break;
+        }
+    }
+    best.map(|cost| cost.div_ceil(sample.len() as u64))
+}
+
+/// Estimated ALP size at `exponent`: exceptions scaled from the exponent
+/// sample; the width is exact (an upper bound at most) when the block's
+/// smallest and largest values convert, since conversion is monotonic, else
+/// the sample's.
+fn alp_estimate<F: Float>(values: &[F], exponent: u8, stats: &BlockStats) -> usize {
+    let rows = values.len();
+    let step = rows.div_ceil(ALP_SAMPLE).max(1);
     let mut exceptions = 0usize;
+    let mut sampled = 0usize;
     let (mut min, mut max) = (i64::MAX, i64::MIN);
-    for value in values {
+    for value in values.iter().step_by(step) {
+        sampled += 1;
         match value.alp_int(exponent) {
             Some(int) => {
                 min = min.min(int);
@@ -925,22 +1416,72 @@ fn alp_size<F: Float>(values: &[F], exponent: u8) -> usize {
             None => exceptions += 1,
         }
     }
+    if let Some(MinMax::Float {
+        min: low,
+        max: high,
+    }) = stats.min_max
+        && let (Some(low), Some(high)) = (
+            F::from_f64(low).alp_int(exponent),
+            F::from_f64(high).alp_int(exponent),
+        )
+    {
+        min = min.min(low);
+        max = max.max(high);
+    }
     let width = if min <= max {
         bits_needed(max.wrapping_sub(min) as u64)
     } else {
         0
     };
-    24 + packed_len(values.len(), width)
+    let exceptions = if step == 1 {
+        exceptions
+    } else {
+        (exceptions * rows).div_ceil(sampled.max(1))
+    };
+    24 + packed_len(rows, width)
         + (4 * exceptions).next_multiple_of(8)
         + exceptions * std::mem::size_of::<F>()
 }
 
-fn float_keys<F: Float>(values: &[F]) -> Vec<u64> {
-    values.iter().map(|v| F::key_of_bits(v.bits())).collect()
+/// The FLOAT_FOR frame over order keys: from the exact statistics, unless a
+/// NaN (outside the statistics' range) needs a pass over the keys.
+fn float_frame<F: Float>(values: &[F], stats: &BlockStats) -> Frame {
+    if stats.has_nan || values.is_empty() {
+        return float_frame_scan(values);
+    }
+    let key = |value: f64| F::key_of_bits(F::from_f64(value).bits());
+    match stats.min_max {
+        Some(MinMax::Float { min, max }) => (key(min), bits_needed(key(max) - key(min))),
+        // Every row null: the filled values are all 0.0.
+        _ => (F::key_of_bits(F::default().bits()), 0),
+    }
 }
 
-fn encode_float_for(keys: &[u64]) -> Vec<u8> {
-    encode_for_lanes(keys)
+fn float_frame_scan<F: Float>(values: &[F]) -> Frame {
+    let Some(first) = values.first() else {
+        return (0, 0);
+    };
+    let first = F::key_of_bits(first.bits());
+    let (min, max) = values.iter().fold((first, first), |(min, max), v| {
+        let key = F::key_of_bits(v.bits());
+        (min.min(key), max.max(key))
+    });
+    (min, bits_needed(max - min))
+}
+
+fn encode_float_for<F: Float>(values: &[F], (base, width): Frame) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 + packed_len(values.len(), width));
+    push_u64(&mut out, base);
+    out.push(width as u8);
+    out.extend_from_slice(&[0; 7]);
+    let mask = mask(width);
+    kernels::pack_map(
+        values,
+        width,
+        |v| F::key_of_bits(v.bits()).wrapping_sub(base) & mask,
+        &mut out,
+    );
+    out
 }
 
 fn shuffled<F: Float>(values: &[F]) -> Vec<u8> {
@@ -952,221 +1493,374 @@ fn shuffled<F: Float>(values: &[F]) -> Vec<u8> {
 
 fn encode_floats<F: Float>(
     values: &[F],
+    stats: &BlockStats,
     forced: Option<Encoding>,
     auto_lz4: bool,
 ) -> Result<Values, String> {
     let rows = values.len();
     let value_bytes = std::mem::size_of::<F>();
-    let bits: Vec<F::Bits> = values.iter().map(|v| v.bits()).collect();
+    let bits: &[F::Bits] = bytemuck::cast_slice(values);
     let dict_key = |bits: F::Bits| F::key_of_bits(bits);
-    // The order keys, computed once for the choice and a FloatFor encoding.
-    let mut keys: Option<Vec<u64>> = None;
-    let encoding = match forced {
-        Some(encoding) => encoding,
-        None => {
-            let keys = keys.insert(float_keys(values));
-            let (_, key_width) = frame_of(keys);
-            let mut best = (Encoding::Plain, std::mem::size_of_val(values));
-
-            consider(
-                &mut best,
-                Encoding::FloatFor,
-                16 + packed_len(rows, key_width),
-            );
-            if let Some(exponent) = alp_exponent(values) {
-                consider(&mut best, Encoding::Alp, alp_size(values, exponent));
+    let frame = float_frame(values, stats);
+    debug_assert_eq!(frame, float_frame_scan(values), "frame from the statistics");
+    if let Some(encoding) = forced {
+        let raw = match encoding {
+            Encoding::Plain => bytemuck::cast_slice(values).to_vec(),
+            Encoding::ByteShuffle => shuffled(values),
+            Encoding::FloatFor => encode_float_for(values, frame),
+            Encoding::Alp => encode_alp(values, alp_exponent(values).unwrap_or(0)),
+            Encoding::Dictionary => {
+                let plan = dict_plan(bits, MAX_DICT_LEN, 64, dict_key).ok_or_else(|| {
+                    format!("more than {MAX_DICT_LEN} distinct values for a dictionary")
+                })?;
+                encode_dict_plan(&plan)
             }
-            let limit = useful_dict_len(rows, value_bytes, best.1, 0, AUTO_DICT_MAX.min(rows / 2));
-            if limit > 0
-                && let Some(dict) = distinct(&bits, limit, dict_key)
-            {
-                consider(
-                    &mut best,
-                    Encoding::Dictionary,
-                    dict_size(rows, dict.len(), value_bytes),
-                );
+            other => return Err(format!("encoding {other:?} is not defined for floats")),
+        };
+        return Ok(Values::plain(encoding, raw));
+    }
+    // Exact for free: PLAIN, and FLOAT_FOR from the statistics. Estimated:
+    // ALP (exponent from a 256-value sample, after a pre-check on a few
+    // values) and DICTIONARY; the smallest estimate is made exact until the
+    // smallest candidate is exact.
+    let mut candidates = vec![
+        Candidate::exact(Encoding::Plain, std::mem::size_of_val(values)),
+        Candidate::exact(Encoding::FloatFor, 16 + packed_len(rows, frame.1)),
+    ];
+    let (sample, whole) = sample_keys(bits, |b: F::Bits| b.to_u64());
+    let precheck: Vec<F> = sample
+        .iter()
+        .step_by(sample.len().div_ceil(ALP_PRECHECK).max(1))
+        .map(|&key| F::from_bits_u64(key))
+        .collect();
+    let best_exact = candidates
+        .iter()
+        .map(|c| c.size)
+        .min()
+        .unwrap_or(usize::MAX);
+    let exponent = match alp_precheck(&precheck) {
+        Some(bits_per_value) if 24 + (rows as u64 * bits_per_value / 8) < best_exact as u64 => {
+            alp_exponent(values)
+        }
+        _ => None,
+    };
+    if let Some(exponent) = exponent {
+        candidates.push(Candidate::estimated(
+            Encoding::Alp,
+            alp_estimate(values, exponent, stats),
+        ));
+    }
+    let (counts, counted, counted_whole) = count_sample_of(&sample, whole);
+    let dict_limit = AUTO_DICT_MAX.min(rows / 2);
+    let mut dict_estimate = 0;
+    if let Some(distinct) = estimate_distinct(&counts, counted, rows, counted_whole)
+        && (1..=dict_limit).contains(&distinct)
+    {
+        dict_estimate = distinct;
+        candidates.push(Candidate::estimated(
+            Encoding::Dictionary,
+            dict_size(rows, distinct, value_bytes),
+        ));
+    }
+    let mut alp = None;
+    let mut dict = None;
+    let chosen = loop {
+        let best = smallest(&candidates);
+        if candidates[best].exact {
+            break best;
+        }
+        let bound = best_exact_other(&candidates, best);
+        let candidate = &mut candidates[best];
+        candidate.exact = true;
+        match candidate.encoding {
+            Encoding::Alp => {
+                let raw = encode_alp(values, exponent.unwrap_or(0));
+                candidate.size = raw.len();
+                alp = Some(raw);
             }
-            let (best_encoding, best_size) = best;
-            if auto_lz4 && std::mem::size_of_val(values) >= 1024 {
-                let sample_rows = rows.min(SHUFFLE_SAMPLE);
-                let sample = lz4_flex::block::compress(&shuffled(&values[..sample_rows]));
-                let estimate = sample.len() * rows / sample_rows;
-                if pays(estimate, best_size) {
-                    let raw = shuffled(values);
-                    let compressed = lz4_flex::block::compress(&raw);
-                    if pays(compressed.len(), best_size) {
-                        return Ok(Values {
-                            encoding: Encoding::ByteShuffle,
-                            raw,
-                            lz4: Some(compressed),
-                        });
+            Encoding::Dictionary => {
+                let limit = useful_dict_len(rows, value_bytes, bound, 0, dict_limit);
+                match (limit > 0).then(|| dict_plan(bits, limit, dict_estimate, dict_key)) {
+                    Some(Some(plan)) => {
+                        candidate.size = dict_size(rows, plan.dict.len(), value_bytes);
+                        dict = Some(plan);
                     }
+                    _ => candidate.size = usize::MAX,
                 }
             }
-            best_encoding
+            _ => {}
         }
     };
-    let raw = match encoding {
-        Encoding::Plain => bytemuck::cast_slice(values).to_vec(),
-        Encoding::ByteShuffle => shuffled(values),
-        Encoding::FloatFor => match &keys {
-            Some(keys) => encode_float_for(keys),
-            None => encode_float_for(&float_keys(values)),
+    let Candidate {
+        encoding: best_encoding,
+        size: best_size,
+        ..
+    } = candidates[chosen];
+    if auto_lz4 && std::mem::size_of_val(values) >= 1024 {
+        let sample_rows = rows.min(SHUFFLE_SAMPLE);
+        let sample = lz4_flex::block::compress(&shuffled(&values[..sample_rows]));
+        let estimate = sample.len() * rows / sample_rows;
+        if pays(estimate, best_size) {
+            let raw = shuffled(values);
+            let compressed = lz4_flex::block::compress(&raw);
+            if pays(compressed.len(), best_size) {
+                return Ok(Values {
+                    encoding: Encoding::ByteShuffle,
+                    raw,
+                    lz4: Some(compressed),
+                });
+            }
+        }
+    }
+    let raw = match best_encoding {
+        Encoding::FloatFor => encode_float_for(values, frame),
+        Encoding::Alp => match alp {
+            Some(raw) => raw,
+            None => return Err("ALP chosen without its section".into()),
         },
-        Encoding::Alp => encode_alp(values, alp_exponent(values).unwrap_or(0)),
-        Encoding::Dictionary => {
-            let dict = distinct(&bits, MAX_DICT_LEN, dict_key).ok_or_else(|| {
-                format!("more than {MAX_DICT_LEN} distinct values for a dictionary")
-            })?;
-            encode_dict_lanes(&bits, &dict)
-        }
-        other => return Err(format!("encoding {other:?} is not defined for floats")),
+        Encoding::Dictionary => match &dict {
+            Some(plan) => encode_dict_plan(plan),
+            None => return Err("dictionary chosen without a plan".into()),
+        },
+        _ => bytemuck::cast_slice(values).to_vec(),
     };
-    Ok(Values::plain(encoding, raw))
+    Ok(Values::plain(best_encoding, raw))
 }
 
-/// Longest value [`small_key`] represents.
+/// Longest value [`lex_key`] represents.
 const SMALL_VALUE_BYTES: usize = 7;
 
-/// A value of at most [`SMALL_VALUE_BYTES`] bytes as a u64: its bytes
-/// (little-endian) and its length in the top byte, so equal keys mean equal
-/// values.
-fn small_key(value: &[u8]) -> u64 {
-    let mut key = (value.len() as u64) << 56;
-    for (shift, &byte) in value.iter().enumerate() {
-        key |= u64::from(byte) << (8 * shift);
+/// A value of at most [`SMALL_VALUE_BYTES`] bytes as a u64 whose numeric
+/// order is the bytewise order of the values: the bytes big-endian from the
+/// top, the length in the low byte (so a prefix sorts first). Injective, so
+/// equal keys mean equal values.
+#[inline]
+fn lex_key(value: &[u8]) -> u64 {
+    let mut key = value.len() as u64;
+    for (index, &byte) in value.iter().enumerate() {
+        key |= u64::from(byte) << (56 - 8 * index);
     }
     key
 }
 
+/// The value of a [`lex_key`], in `out` (returns its length).
+fn lex_value(key: u64, out: &mut [u8; SMALL_VALUE_BYTES]) -> usize {
+    let len = ((key & 0xFF) as usize).min(SMALL_VALUE_BYTES);
+    for (index, byte) in out.iter_mut().enumerate().take(len) {
+        *byte = (key >> (56 - 8 * index)) as u8;
+    }
+    len
+}
+
+/// Smallest and largest value length of a variable-length column.
+fn length_range(column: &VarColumn) -> (u32, u32) {
+    let mut low = u32::MAX;
+    let mut high = 0u32;
+    for pair in column.offsets.windows(2) {
+        let length = pair[1] - pair[0];
+        low = low.min(length);
+        high = high.max(length);
+    }
+    if low > high { (0, 0) } else { (low, high) }
+}
+
+/// The [`lex_key`] of every value, when none is longer than
+/// [`SMALL_VALUE_BYTES`] (band names, codes).
+fn small_keys(column: &VarColumn, max_len: u32) -> Option<Vec<u64>> {
+    (max_len as usize <= SMALL_VALUE_BYTES).then(|| {
+        (0..column.len())
+            .map(|row| lex_key(column.value(row)))
+            .collect()
+    })
+}
+
+/// A hash of a byte string for the choice sample (collisions only blur an
+/// estimate).
+fn hash_bytes(value: &[u8]) -> u64 {
+    let mut hasher = FastHasher::default();
+    hasher.write(value);
+    hasher.finish()
+}
+
 fn encode_var(column: &VarColumn, forced: Option<Encoding>) -> Result<Values, String> {
     let rows = column.len();
-    let lengths: Vec<u64> = column
-        .offsets
-        .windows(2)
-        .map(|pair| u64::from(pair[1] - pair[0]))
-        .collect();
-    let (length_base, length_width) = frame_of(&lengths);
+    let (min_len, max_len) = length_range(column);
+    let (length_base, length_width) = (
+        u64::from(min_len),
+        bits_needed(u64::from(max_len - min_len)),
+    );
     let plain_size = 8 + packed_len(rows, length_width) + column.data.len();
-    let values: Vec<&[u8]> = (0..rows).map(|row| column.value(row)).collect();
-    // Short values (band names, codes) as u64 keys: the open-addressing
-    // distinct set and a binary search replace hashing byte slices.
-    let small_keys: Option<Vec<u64>> = values
-        .iter()
-        .all(|value| value.len() <= SMALL_VALUE_BYTES)
-        .then(|| values.iter().map(|value| small_key(value)).collect());
-    let distinct_values = |limit: usize| -> Option<Vec<&[u8]>> {
-        if let Some(keys) = &small_keys {
-            let found = distinct(keys, limit, |key| key)?;
-            let mut first = vec![usize::MAX; found.len()];
-            let mut left = found.len();
-            for (row, key) in keys.iter().enumerate() {
-                if left == 0 {
-                    break;
-                }
-                if let Ok(index) = found.binary_search(key)
-                    && first[index] == usize::MAX
-                {
-                    first[index] = row;
-                    left -= 1;
-                }
-            }
-            let mut dict: Vec<&[u8]> = first.iter().map(|&row| values[row]).collect();
-            dict.sort_unstable();
-            return Some(dict);
-        }
-        let mut seen = HashSet::default();
-        for value in &values {
-            if seen.insert(*value) && seen.len() > limit {
-                return None;
-            }
-        }
-        let mut dict: Vec<&[u8]> = seen.into_iter().collect();
-        dict.sort_unstable();
-        Some(dict)
+    let keys = small_keys(column, max_len);
+    let dict_limit = match forced {
+        Some(Encoding::Dictionary) => MAX_DICT_LEN,
+        Some(_) => 0,
+        None => AUTO_DICT_MAX.min(rows / 2),
     };
-    let encoding = match forced {
-        Some(encoding) => encoding,
-        None => match distinct_values(AUTO_DICT_MAX.min(rows / 2)) {
-            Some(dict) if var_dict_size(rows, &dict) < plain_size => Encoding::Dictionary,
-            _ => Encoding::Plain,
-        },
+    // The automatic choice weighs a dictionary only when the sample repeats
+    // values and its estimate beats PLAIN (both sizes of the dictionary are
+    // then computed exactly, as before sampling).
+    let mut expected = 64;
+    let weigh = match forced {
+        Some(_) => dict_limit > 0,
+        None => {
+            let (sample, whole) = match &keys {
+                Some(keys) => sample_keys(keys, |key| key),
+                None => {
+                    let (rows_sampled, whole) =
+                        sample_keys(&(0..rows as u32).collect::<Vec<u32>>(), u64::from);
+                    let hashes = rows_sampled
+                        .iter()
+                        .map(|&row| hash_bytes(column.value(row as usize)))
+                        .collect();
+                    (hashes, whole)
+                }
+            };
+            let (counts, counted, counted_whole) = count_sample_of(&sample, whole);
+            match estimate_distinct(&counts, counted, rows, counted_whole) {
+                Some(distinct) if (1..=dict_limit).contains(&distinct) => {
+                    expected = distinct;
+                    let average = column.data.len() / rows.max(1);
+                    let estimate = 16
+                        + packed_len(distinct, length_width)
+                        + (distinct * average).next_multiple_of(8)
+                        + packed_len(rows, bits_needed(distinct.saturating_sub(1) as u64));
+                    estimate < plain_size
+                }
+                _ => false,
+            }
+        }
+    };
+    let dict = if weigh {
+        match &keys {
+            Some(keys) => dict_plan(keys, dict_limit, expected, |key| key).map(|plan| {
+                let entries: Vec<Vec<u8>> = plan
+                    .dict
+                    .iter()
+                    .map(|&key| {
+                        let mut value = [0u8; SMALL_VALUE_BYTES];
+                        let len = lex_value(key, &mut value);
+                        value[..len].to_vec()
+                    })
+                    .collect();
+                (entries, plan.codes)
+            }),
+            None => var_dict_general(column, dict_limit),
+        }
+    } else {
+        None
+    };
+    let dict = match (forced, dict) {
+        (Some(Encoding::Dictionary), None) => {
+            return Err(format!(
+                "more than {MAX_DICT_LEN} distinct values for a dictionary"
+            ));
+        }
+        (None, Some((entries, codes))) if var_dict_size(rows, &entries) < plain_size => {
+            Some((entries, codes))
+        }
+        (Some(Encoding::Dictionary), dict) => dict,
+        (None, _) | (Some(Encoding::Plain), _) => None,
+        (Some(other), _) => {
+            return Err(format!(
+                "encoding {other:?} is not defined for variable-length columns"
+            ));
+        }
     };
     let mut out = Vec::new();
-    match encoding {
-        Encoding::Plain => {
+    let encoding = match dict {
+        None => {
             push_u32(&mut out, length_base as u32);
             out.push(length_width as u8);
             out.extend_from_slice(&[0; 3]);
-            let offsets: Vec<u64> = lengths.iter().map(|length| length - length_base).collect();
-            kernels::pack(&offsets, length_width, &mut out);
+            let offsets = &column.offsets;
+            kernels::pack_fn(
+                rows,
+                length_width,
+                |row| u64::from(offsets[row + 1] - offsets[row]) - length_base,
+                &mut out,
+            );
             out.extend_from_slice(&column.data);
+            Encoding::Plain
         }
-        Encoding::Dictionary => {
-            let dict = distinct_values(MAX_DICT_LEN).ok_or_else(|| {
-                format!("more than {MAX_DICT_LEN} distinct values for a dictionary")
-            })?;
-            let entry_lengths: Vec<u64> = dict.iter().map(|entry| entry.len() as u64).collect();
-            let (entry_base, entry_width) = frame_of(&entry_lengths);
-            let dict_data_len: usize = dict.iter().map(|entry| entry.len()).sum();
-            let code_width = bits_needed(dict.len().saturating_sub(1) as u64);
-            push_u32(&mut out, dict.len() as u32);
+        Some((entries, codes)) => {
+            let (entry_base, entry_width) = entries
+                .iter()
+                .map(|entry| entry.len() as u64)
+                .fold(None, |range: Option<(u64, u64)>, len| {
+                    Some(range.map_or((len, len), |(low, high)| (low.min(len), high.max(len))))
+                })
+                .map_or((0, 0), |(low, high)| (low, bits_needed(high - low)));
+            let dict_data_len: usize = entries.iter().map(Vec::len).sum();
+            let code_width = bits_needed(entries.len().saturating_sub(1) as u64);
+            push_u32(&mut out, entries.len() as u32);
             out.push(code_width as u8);
             out.push(entry_width as u8);
             out.extend_from_slice(&[0; 2]);
             push_u32(&mut out, entry_base as u32);
             push_u32(&mut out, dict_data_len as u32);
-            let entry_offsets: Vec<u64> = entry_lengths
-                .iter()
-                .map(|length| length - entry_base)
-                .collect();
-            kernels::pack(&entry_offsets, entry_width, &mut out);
-            for entry in &dict {
+            kernels::pack_fn(
+                entries.len(),
+                entry_width,
+                |index| entries[index].len() as u64 - entry_base,
+                &mut out,
+            );
+            for entry in &entries {
                 out.extend_from_slice(entry);
             }
             pad8(&mut out);
-            let codes: Vec<u64> = match &small_keys {
-                Some(keys) => {
-                    let mut index: Vec<(u64, u64)> = dict
-                        .iter()
-                        .enumerate()
-                        .map(|(code, entry)| (small_key(entry), code as u64))
-                        .collect();
-                    index.sort_unstable();
-                    keys.iter()
-                        .map(|key| match index.binary_search_by_key(key, |&(k, _)| k) {
-                            Ok(position) => index[position].1,
-                            Err(_) => 0,
-                        })
-                        .collect()
-                }
-                None => {
-                    let index: HashMap<&[u8], u64> = dict
-                        .iter()
-                        .enumerate()
-                        .map(|(code, entry)| (*entry, code as u64))
-                        .collect();
-                    values
-                        .iter()
-                        .map(|value| index.get(value).copied().unwrap_or(0))
-                        .collect()
-                }
-            };
-            kernels::pack(&codes, code_width, &mut out);
+            kernels::pack_map(&codes, code_width, u64::from, &mut out);
+            Encoding::Dictionary
         }
-        other => {
-            return Err(format!(
-                "encoding {other:?} is not defined for variable-length columns"
-            ));
-        }
-    }
+    };
     Ok(Values::plain(encoding, out))
 }
 
-fn var_dict_size(rows: usize, dict: &[&[u8]]) -> usize {
-    let lengths: Vec<u64> = dict.iter().map(|entry| entry.len() as u64).collect();
-    let (_, entry_width) = frame_of(&lengths);
-    let data: usize = dict.iter().map(|entry| entry.len()).sum();
+/// The sorted distinct values of a column (any lengths) and each row's
+/// code, or `None` above `limit` distinct values.
+fn var_dict_general(column: &VarColumn, limit: usize) -> Option<(Vec<Vec<u8>>, Vec<u32>)> {
+    let mut ids: HashMap<&[u8], u32> = HashMap::default();
+    let mut seen: Vec<&[u8]> = Vec::new();
+    let mut codes = Vec::with_capacity(column.len());
+    for row in 0..column.len() {
+        let value = column.value(row);
+        let id = match ids.get(value) {
+            Some(&id) => id,
+            None => {
+                if seen.len() >= limit {
+                    return None;
+                }
+                ids.insert(value, seen.len() as u32);
+                seen.push(value);
+                seen.len() as u32 - 1
+            }
+        };
+        codes.push(id);
+    }
+    let mut order: Vec<u32> = (0..seen.len() as u32).collect();
+    order.sort_unstable_by_key(|&id| seen[id as usize]);
+    let mut rank = vec![0u32; seen.len()];
+    for (position, &id) in order.iter().enumerate() {
+        rank[id as usize] = position as u32;
+    }
+    for code in &mut codes {
+        *code = rank[*code as usize];
+    }
+    Some((
+        order.iter().map(|&id| seen[id as usize].to_vec()).collect(),
+        codes,
+    ))
+}
+
+fn var_dict_size(rows: usize, dict: &[Vec<u8>]) -> usize {
+    let (low, high) = dict.iter().fold((u64::MAX, 0u64), |(low, high), entry| {
+        (low.min(entry.len() as u64), high.max(entry.len() as u64))
+    });
+    let entry_width = if low > high {
+        0
+    } else {
+        bits_needed(high - low)
+    };
+    let data: usize = dict.iter().map(Vec::len).sum();
     16 + packed_len(dict.len(), entry_width)
         + data.next_multiple_of(8)
         + packed_len(rows, bits_needed(dict.len().saturating_sub(1) as u64))
@@ -1187,32 +1881,17 @@ fn compute_stats_dense(data: &ColumnData) -> Option<BlockStats> {
             has_nan: false,
         }
     }
-    fn floats<F: Copy>(
-        values: &[F],
-        wide: impl Fn(F) -> f64,
-        key: impl Fn(F) -> u64,
-    ) -> BlockStats {
-        let mut has_nan = false;
-        let mut range: Option<(u64, F, u64, F)> = None;
-        for &value in values {
-            if wide(value).is_nan() {
-                has_nan = true;
-                continue;
-            }
-            let k = key(value);
-            range = Some(match range {
-                None => (k, value, k, value),
-                Some((kmin, vmin, kmax, vmax)) => {
-                    let (kmin, vmin) = if k < kmin { (k, value) } else { (kmin, vmin) };
-                    let (kmax, vmax) = if k > kmax { (k, value) } else { (kmax, vmax) };
-                    (kmin, vmin, kmax, vmax)
-                }
-            });
-        }
+    /// The statistics of a float block from [`f32_key_range`] /
+    /// [`f64_key_range`]: `(smallest key, largest key, any NaN)` over the
+    /// non-NaN values, `back` turning a key into the value widened to f64.
+    fn floats<K: Ord>(range: (K, K, bool), back: impl Fn(K) -> f64) -> BlockStats {
+        let (low, high, has_nan) = range;
+        // Keys of non-NaN values lie strictly inside the key range (its ends
+        // are NaN patterns), so `low <= high` exactly when one was seen.
         BlockStats {
-            min_max: range.map(|(_, min, _, max)| MinMax::Float {
-                min: wide(min),
-                max: wide(max),
+            min_max: (low <= high).then(|| MinMax::Float {
+                min: back(low),
+                max: back(high),
             }),
             has_nan,
         }
@@ -1225,12 +1904,68 @@ fn compute_stats_dense(data: &ColumnData) -> Option<BlockStats> {
         ColumnData::I16(c) => ints(&c.values),
         ColumnData::I32(c) => ints(&c.values),
         ColumnData::I64(c) => ints(&c.values),
-        ColumnData::F32(c) => floats(&c.values, f64::from, |v: f32| {
-            u64::from(kernels::f32_key(v.to_bits()))
+        ColumnData::F32(c) => floats(f32_key_range(bytemuck::cast_slice(&c.values)), |key| {
+            f64::from(f32::from_bits(f32_from_key(key)))
         }),
-        ColumnData::F64(c) => floats(&c.values, |v| v, |v: f64| kernels::f64_key(v.to_bits())),
+        ColumnData::F64(c) => floats(f64_key_range(bytemuck::cast_slice(&c.values)), |key| {
+            f64::from_bits(f64_from_key(key))
+        }),
         _ => return None,
     })
+}
+
+/// `(smallest key, largest key, any NaN)` of f32 bit patterns, over the
+/// non-NaN ones (`(u32::MAX, 0, _)` if none): branch-free, with NaNs masked
+/// to the neutral element, so that it vectorizes (unsigned min/max lanes).
+fn f32_key_range(bits: &[u32]) -> (u32, u32, bool) {
+    let mut low = u32::MAX;
+    let mut high = 0u32;
+    let mut nan = 0u32;
+    for &b in bits {
+        // kernels::f32_key without a branch: negative values are inverted,
+        // positive ones get the top bit.
+        let key = b ^ (((b as i32 >> 31) as u32) | 0x8000_0000);
+        let is_nan = u32::from(b & 0x7FFF_FFFF > 0x7F80_0000);
+        let mask = is_nan.wrapping_neg();
+        low = low.min(key | mask);
+        high = high.max(key & !mask);
+        nan |= is_nan;
+    }
+    (low, high, nan != 0)
+}
+
+/// [`f32_key_range`] for f64 bit patterns.
+fn f64_key_range(bits: &[u64]) -> (u64, u64, bool) {
+    let mut low = u64::MAX;
+    let mut high = 0u64;
+    let mut nan = 0u64;
+    for &b in bits {
+        let key = b ^ (((b as i64 >> 63) as u64) | 0x8000_0000_0000_0000);
+        let is_nan = u64::from(b & 0x7FFF_FFFF_FFFF_FFFF > 0x7FF0_0000_0000_0000);
+        let mask = is_nan.wrapping_neg();
+        low = low.min(key | mask);
+        high = high.max(key & !mask);
+        nan |= is_nan;
+    }
+    (low, high, nan != 0)
+}
+
+/// The f32 bit pattern of an order key (inverse of [`kernels::f32_key`]).
+fn f32_from_key(key: u32) -> u32 {
+    if key >> 31 == 1 {
+        key ^ (1 << 31)
+    } else {
+        !key
+    }
+}
+
+/// The f64 bit pattern of an order key (inverse of [`kernels::f64_key`]).
+fn f64_from_key(key: u64) -> u64 {
+    if key >> 63 == 1 {
+        key ^ (1 << 63)
+    } else {
+        !key
+    }
 }
 
 /// Min/max/NaN statistics over the non-null values.
@@ -1323,6 +2058,29 @@ fn compute_stats_general(data: &ColumnData) -> BlockStats {
                 .map(|(_, v)| *v),
         ),
         ColumnData::Utf8(column) | ColumnData::Binary(column) => {
+            // Short values: the range of their lexicographic keys (no
+            // comparison call per row).
+            if length_range(column).1 as usize <= SMALL_VALUE_BYTES {
+                let (low, high) = (0..rows)
+                    .filter(|&row| valid(row))
+                    .map(|row| lex_key(column.value(row)))
+                    .fold((u64::MAX, 0u64), |(low, high), key| {
+                        (low.min(key), high.max(key))
+                    });
+                let min_max = (low <= high).then(|| {
+                    let (mut min, mut max) = ([0u8; SMALL_VALUE_BYTES], [0u8; SMALL_VALUE_BYTES]);
+                    let (min_len, max_len) = (lex_value(low, &mut min), lex_value(high, &mut max));
+                    MinMax::Bytes {
+                        min: min[..min_len].to_vec(),
+                        max: max[..max_len].to_vec(),
+                        truncated: false,
+                    }
+                });
+                return BlockStats {
+                    min_max,
+                    has_nan: false,
+                };
+            }
             let mut range: Option<(&[u8], &[u8])> = None;
             for row in (0..rows).filter(|&row| valid(row)) {
                 let value = column.value(row);

@@ -48,56 +48,178 @@ pub const fn bits_needed(max: u64) -> u32 {
 /// Appends the bit-packed stream of `values` at `width` bits to `out`.
 /// Every value must be `< 2^width`.
 pub fn pack(values: &[u64], width: u32, out: &mut Vec<u8>) {
+    pack_map(values, width, |value| value, out);
+}
+
+/// Appends the bit-packed stream of `map(values[0]), map(values[1]), …` at
+/// `width` bits to `out` (every mapped value `< 2^width`). The encoders pass
+/// their transform (frame of reference, float keys, dictionary codes) as
+/// `map`, so no intermediate vector of offsets is built: each group of 512
+/// is mapped into a stack buffer and packed row by row, 16 (or 8) lanes at a
+/// time with one shift per row, which vectorizes.
+#[inline]
+pub fn pack_map<S: Copy>(values: &[S], width: u32, map: impl Fn(S) -> u64, out: &mut Vec<u8>) {
     assert!(width <= 64, "bit width over 64");
-    let width_bits = width as usize;
     if width == 0 {
         return;
     }
     out.reserve(packed_len(values.len(), width));
-    let full = values.len() / GROUP * GROUP;
-    for group in values[..full].chunks_exact(GROUP) {
-        if width <= 32 {
-            let mut words = vec![0u32; NARROW_LANES * width_bits];
-            for (index, &value) in group.iter().enumerate() {
-                debug_assert!(value >> width_bits == 0, "value wider than bit width");
-                let (row, lane) = (index / NARROW_LANES, index % NARROW_LANES);
-                let bit = row * width_bits;
-                let (word, shift) = (bit / 32, bit % 32);
-                words[word * NARROW_LANES + lane] |= (value << shift) as u32;
-                if shift + width_bits > 32 {
-                    words[(word + 1) * NARROW_LANES + lane] |= (value >> (32 - shift)) as u32;
-                }
+    let width_bits = width as usize;
+    let groups = values.chunks_exact(GROUP);
+    let tail = groups.remainder();
+    if width <= 32 {
+        let mut buffer = [0u32; GROUP];
+        for group in groups {
+            for (slot, &value) in buffer.iter_mut().zip(group) {
+                *slot = map(value) as u32;
             }
-            out.extend(words.iter().flat_map(|word| word.to_le_bytes()));
-        } else {
-            let mut words = vec![0u64; WIDE_LANES * width_bits];
-            for (index, &value) in group.iter().enumerate() {
-                debug_assert!(
-                    width_bits == 64 || value >> width_bits == 0,
-                    "value wider than bit width"
-                );
-                let (row, lane) = (index / WIDE_LANES, index % WIDE_LANES);
-                let bit = row * width_bits;
-                let (word, shift) = (bit / 64, bit % 64);
-                words[word * WIDE_LANES + lane] |= value << shift;
-                if shift + width_bits > 64 {
-                    words[(word + 1) * WIDE_LANES + lane] |= value >> (64 - shift);
-                }
+            debug_assert!(buffer.iter().all(|&v| u64::from(v) >> width_bits == 0));
+            pack_narrow_group(&buffer, width_bits, out);
+        }
+    } else {
+        let mut buffer = [0u64; GROUP];
+        for group in groups {
+            for (slot, &value) in buffer.iter_mut().zip(group) {
+                *slot = map(value);
             }
-            out.extend(words.iter().flat_map(|word| word.to_le_bytes()));
+            pack_wide_group(&buffer, width_bits, out);
         }
     }
-    let tail = &values[full..];
-    let mut words = vec![0u64; (tail.len() * width_bits).div_ceil(64)];
-    for (index, &value) in tail.iter().enumerate() {
-        let bit = index * width_bits;
-        let (word, shift) = (bit / 64, bit % 64);
-        words[word] |= value << shift;
-        if shift + width_bits > 64 {
-            words[word + 1] |= value >> (64 - shift);
+    let mut tail_writer = TailWriter::default();
+    for &value in tail {
+        tail_writer.push(map(value), width_bits, out);
+    }
+    tail_writer.finish(out);
+}
+
+/// [`pack_map`] for values given by index: `value(0), …, value(count - 1)`
+/// (deltas of neighbouring rows, which a slice map cannot express).
+#[inline]
+pub fn pack_fn(count: usize, width: u32, mut value: impl FnMut(usize) -> u64, out: &mut Vec<u8>) {
+    assert!(width <= 64, "bit width over 64");
+    if width == 0 {
+        return;
+    }
+    out.reserve(packed_len(count, width));
+    let full = count / GROUP * GROUP;
+    let width_bits = width as usize;
+    if width <= 32 {
+        let mut buffer = [0u32; GROUP];
+        for group in (0..full).step_by(GROUP) {
+            for (index, slot) in buffer.iter_mut().enumerate() {
+                *slot = value(group + index) as u32;
+            }
+            pack_narrow_group(&buffer, width_bits, out);
+        }
+    } else {
+        let mut buffer = [0u64; GROUP];
+        for group in (0..full).step_by(GROUP) {
+            for (index, slot) in buffer.iter_mut().enumerate() {
+                *slot = value(group + index);
+            }
+            pack_wide_group(&buffer, width_bits, out);
         }
     }
-    out.extend(words.iter().flat_map(|word| word.to_le_bytes()));
+    let mut tail_writer = TailWriter::default();
+    for index in full..count {
+        tail_writer.push(value(index), width_bits, out);
+    }
+    tail_writer.finish(out);
+}
+
+/// The tail of a bit-packed stream: one LSB-first bit string of u64 words.
+#[derive(Default)]
+struct TailWriter {
+    word: u64,
+    filled: usize,
+}
+
+impl TailWriter {
+    #[inline]
+    fn push(&mut self, value: u64, width: usize, out: &mut Vec<u8>) {
+        debug_assert!(
+            width == 64 || value >> width == 0,
+            "value wider than bit width"
+        );
+        self.word |= value << self.filled;
+        self.filled += width;
+        if self.filled >= 64 {
+            out.extend_from_slice(&self.word.to_le_bytes());
+            self.filled -= 64;
+            // The bits of `value` that did not fit (none when it ended exactly).
+            self.word = if self.filled == 0 {
+                0
+            } else {
+                value >> (width - self.filled)
+            };
+        }
+    }
+
+    fn finish(self, out: &mut Vec<u8>) {
+        if self.filled > 0 {
+            out.extend_from_slice(&self.word.to_le_bytes());
+        }
+    }
+}
+
+/// Appends `words` as little-endian bytes.
+#[inline]
+fn extend_words<T: bytemuck::Pod>(words: &[T], out: &mut Vec<u8>) {
+    #[cfg(target_endian = "little")]
+    out.extend_from_slice(bytemuck::cast_slice(words));
+    #[cfg(not(target_endian = "little"))]
+    for word in words {
+        let mut bytes = bytemuck::bytes_of(word).to_vec();
+        bytes.reverse();
+        out.extend_from_slice(&bytes);
+    }
+}
+
+/// One narrow group (16 lanes of u32 words, `width <= 32`): row `r` of every
+/// lane is shifted by the same amount, so each row is one vector operation.
+#[inline]
+fn pack_narrow_group(values: &[u32; GROUP], width: usize, out: &mut Vec<u8>) {
+    let mut words = [0u32; NARROW_LANES * 32];
+    for row in 0..NARROW_ROWS {
+        let bit = row * width;
+        let (word, shift) = (bit / 32, (bit % 32) as u32);
+        let source = &values[row * NARROW_LANES..(row + 1) * NARROW_LANES];
+        let low = &mut words[word * NARROW_LANES..(word + 1) * NARROW_LANES];
+        for (slot, &v) in low.iter_mut().zip(source) {
+            *slot |= v << shift;
+        }
+        if shift as usize + width > 32 {
+            let back = 32 - shift;
+            let high = &mut words[(word + 1) * NARROW_LANES..(word + 2) * NARROW_LANES];
+            for (slot, &v) in high.iter_mut().zip(source) {
+                *slot |= v >> back;
+            }
+        }
+    }
+    extend_words(&words[..NARROW_LANES * width], out);
+}
+
+/// One wide group (8 lanes of u64 words, `32 < width <= 64`).
+#[inline]
+fn pack_wide_group(values: &[u64; GROUP], width: usize, out: &mut Vec<u8>) {
+    let mut words = [0u64; WIDE_LANES * 64];
+    for row in 0..WIDE_ROWS {
+        let bit = row * width;
+        let (word, shift) = (bit / 64, (bit % 64) as u32);
+        let source = &values[row * WIDE_LANES..(row + 1) * WIDE_LANES];
+        let low = &mut words[word * WIDE_LANES..(word + 1) * WIDE_LANES];
+        for (slot, &v) in low.iter_mut().zip(source) {
+            *slot |= v << shift;
+        }
+        if shift as usize + width > 64 {
+            let back = 64 - shift;
+            let high = &mut words[(word + 1) * WIDE_LANES..(word + 2) * WIDE_LANES];
+            for (slot, &v) in high.iter_mut().zip(source) {
+                *slot |= v >> back;
+            }
+        }
+    }
+    extend_words(&words[..WIDE_LANES * width], out);
 }
 
 /// Row `R` of all 16 lanes of a narrow group of width `W`: constant shifts,

@@ -18,6 +18,7 @@ use skyscan_format::{
 fn check_all_encodings(data: &ColumnData) {
     let column_type = data.column_type();
     let schema = ColumnSchema::new("c", column_type, true);
+    check_sampled_choice(&schema, data);
     let mut choices = vec![None];
     choices.extend(
         Encoding::ALL
@@ -71,6 +72,32 @@ fn check_all_encodings(data: &ColumnData) {
 }
 
 /// Recomputes min/max/NaN naively and compares.
+/// The automatic choice estimates most sizes from a sample: it must still
+/// be deterministic and never larger than the encodings it sizes exactly
+/// (PLAIN and frame of reference, from the block statistics).
+fn check_sampled_choice(schema: &ColumnSchema, data: &ColumnData) {
+    let size = |encoding: Option<Encoding>| {
+        let options = EncodeOptions {
+            encoding,
+            compression: CompressionChoice::Never,
+        };
+        encode_block(schema, data, &options).map(|block| block.bytes)
+    };
+    let auto = size(None).unwrap();
+    assert_eq!(auto, size(None).unwrap(), "the choice is deterministic");
+    for exact in [Encoding::Plain, Encoding::ForBitpack, Encoding::FloatFor] {
+        if schema.column_type.supports(exact) {
+            let forced = size(Some(exact)).unwrap();
+            assert!(
+                auto.len() <= forced.len(),
+                "automatic choice {} bytes, {exact:?} {} bytes",
+                auto.len(),
+                forced.len()
+            );
+        }
+    }
+}
+
 fn check_stats(data: &ColumnData, min_max: &Option<MinMax>, has_nan: bool) {
     let valid: Vec<usize> = (0..data.len()).filter(|&row| data.is_valid(row)).collect();
     match data {

@@ -29,7 +29,8 @@ pub const ROWS_PER_BLOCK: u64 = 1 << 16;
 /// The six LSST bands, in wavelength order.
 pub const BANDS: [&str; 6] = ["u", "g", "r", "i", "z", "y"];
 
-/// A rectangle of sky the synthetic objects are spread over uniformly (per unit area).
+/// A rectangle of sky the synthetic objects are spread over, uniformly per
+/// unit area unless `structure` says otherwise.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Footprint {
     /// Western edge, degrees in [0, 360).
@@ -40,6 +41,64 @@ pub struct Footprint {
     pub dec_min_deg: f64,
     /// Northern edge, degrees.
     pub dec_max_deg: f64,
+    /// How the density varies over the rectangle.
+    pub structure: SkyStructure,
+}
+
+/// How the density of synthetic objects varies over a footprint.
+///
+/// Coordinates below are the footprint's unit square: `u` along ra from the
+/// western edge, `v` along sin(dec) from the southern edge (equal areas).
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub enum SkyStructure {
+    /// The same density everywhere (what every benchmark measured so far).
+    #[default]
+    Uniform,
+    /// A galactic-plane-like dense band and empty regions: the density is
+    /// `1 + (BAND_CONTRAST - 1) exp(-(d / BAND_WIDTH)^2)` times the
+    /// background, `d` the distance in the unit square from the tilted line
+    /// `v = 0.5 + 0.3 (u - 0.5)`, and zero inside [`EMPTY_REGIONS`] (holes
+    /// like masked bright stars or unobserved fields). The mean density over
+    /// the footprint is the same as `Uniform`'s (same rows, same area), so a
+    /// chunk in the band holds about 5x the uniform patch's rows.
+    GalacticBand,
+}
+
+/// Peak density of [`SkyStructure::GalacticBand`] over its background.
+pub const BAND_CONTRAST: f64 = 10.0;
+/// Width (1/e half width) of the band, in units of the footprint's side.
+pub const BAND_WIDTH: f64 = 0.06;
+/// Empty regions of [`SkyStructure::GalacticBand`]: `(u, v, radius)` in the
+/// footprint's unit square.
+pub const EMPTY_REGIONS: [(f64, f64, f64); 3] =
+    [(0.2, 0.8, 0.08), (0.75, 0.2, 0.1), (0.85, 0.8, 0.06)];
+
+impl SkyStructure {
+    /// Relative density at `(u, v)` of the unit square, in `[0, max_weight]`.
+    fn weight(self, u: f64, v: f64) -> f64 {
+        match self {
+            SkyStructure::Uniform => 1.0,
+            SkyStructure::GalacticBand => {
+                if EMPTY_REGIONS
+                    .iter()
+                    .any(|&(cu, cv, r)| (u - cu).powi(2) + (v - cv).powi(2) < r * r)
+                {
+                    return 0.0;
+                }
+                // Distance to the line v = 0.5 + 0.3 (u - 0.5).
+                let d = (v - 0.5 - 0.3 * (u - 0.5)) / (1.0f64 + 0.09).sqrt();
+                1.0 + (BAND_CONTRAST - 1.0) * (-(d / BAND_WIDTH).powi(2)).exp()
+            }
+        }
+    }
+
+    /// The largest value of [`SkyStructure::weight`] (rejection sampling).
+    fn max_weight(self) -> f64 {
+        match self {
+            SkyStructure::Uniform => 1.0,
+            SkyStructure::GalacticBand => BAND_CONTRAST,
+        }
+    }
 }
 
 impl Footprint {
@@ -56,7 +115,13 @@ impl Footprint {
             ra_max_deg: ra_min + width,
             dec_min_deg: dec_min,
             dec_max_deg: dec_max,
+            structure: SkyStructure::Uniform,
         }
+    }
+
+    /// The same rectangle with density `structure`.
+    pub fn with_structure(self, structure: SkyStructure) -> Footprint {
+        Footprint { structure, ..self }
     }
 
     /// The whole sky.
@@ -66,6 +131,7 @@ impl Footprint {
             ra_max_deg: 360.0,
             dec_min_deg: -90.0,
             dec_max_deg: 90.0,
+            structure: SkyStructure::Uniform,
         }
     }
 
@@ -77,17 +143,36 @@ impl Footprint {
             * (180.0 / std::f64::consts::PI).powi(2)
     }
 
-    /// A position drawn uniformly per unit solid angle.
+    /// A position drawn with the footprint's density per unit solid angle.
+    /// `Uniform` takes one draw per position (the streams of every
+    /// benchmark so far); a structure rejects uniform draws with
+    /// probability `1 - weight / max_weight` (about 5 draws per position
+    /// for the band).
     fn sample(&self, rng: &mut Rng) -> (f64, f64) {
-        let ra = rng
-            .range(self.ra_min_deg, self.ra_max_deg)
-            .rem_euclid(360.0);
-        let z = rng.range(
+        let (z_min, z_max) = (
             self.dec_min_deg.to_radians().sin(),
             self.dec_max_deg.to_radians().sin(),
         );
+        let (ra, z) = match self.structure {
+            SkyStructure::Uniform => (
+                rng.range(self.ra_min_deg, self.ra_max_deg),
+                rng.range(z_min, z_max),
+            ),
+            structure => {
+                let max = structure.max_weight();
+                loop {
+                    let (u, v) = (rng.uniform(), rng.uniform());
+                    if rng.uniform() * max < structure.weight(u, v) {
+                        break (
+                            self.ra_min_deg + u * (self.ra_max_deg - self.ra_min_deg),
+                            z_min + v * (z_max - z_min),
+                        );
+                    }
+                }
+            }
+        };
         let dec = z.clamp(-1.0, 1.0).asin().to_degrees();
-        (ra, dec)
+        (ra.rem_euclid(360.0), dec)
     }
 }
 
@@ -111,6 +196,14 @@ impl ObjectSpec {
             rows,
             seed,
             footprint: Footprint::square(60.0, -30.0, area),
+        }
+    }
+
+    /// The same spec with density `structure` over its footprint.
+    pub fn with_structure(self, structure: SkyStructure) -> ObjectSpec {
+        ObjectSpec {
+            footprint: self.footprint.with_structure(structure),
+            ..self
         }
     }
 }
@@ -789,6 +882,51 @@ mod tests {
             u_nulls > 3_000 && u_nulls < 7_000,
             "about 5% u-band NULLs: {u_nulls}"
         );
+    }
+
+    #[test]
+    fn galactic_band_is_dense_and_holes_are_empty() {
+        let uniform = spec(100_000);
+        let banded = uniform.with_structure(SkyStructure::GalacticBand);
+        let objects = generate_objects(&banded, 2);
+        assert_eq!(objects.len(), 100_000);
+        assert_eq!(
+            objects.ra,
+            generate_objects(&banded, 1).ra,
+            "deterministic and thread independent"
+        );
+        let fp = banded.footprint;
+        let unit = |ra: f64, dec: f64| {
+            let u = (ra - fp.ra_min_deg).rem_euclid(360.0) / (fp.ra_max_deg - fp.ra_min_deg);
+            let (z0, z1) = (
+                fp.dec_min_deg.to_radians().sin(),
+                fp.dec_max_deg.to_radians().sin(),
+            );
+            (u, (dec.to_radians().sin() - z0) / (z1 - z0))
+        };
+        let (mut in_band, mut far, mut in_hole) = (0usize, 0usize, 0usize);
+        for (&ra, &dec) in objects.ra.iter().zip(&objects.decl) {
+            assert!(dec >= fp.dec_min_deg && dec <= fp.dec_max_deg);
+            let (u, v) = unit(ra, dec);
+            assert!((-1e-9..=1.0 + 1e-9).contains(&u), "u {u}");
+            let d = (v - 0.5 - 0.3 * (u - 0.5)).abs() / 1.09f64.sqrt();
+            // Equal-area strips: |d| < 0.03 near the line, 0.3 < |d| < 0.33 far.
+            in_band += usize::from(d < 0.03);
+            far += usize::from((0.3..0.33).contains(&d));
+            in_hole += usize::from(
+                EMPTY_REGIONS
+                    .iter()
+                    .any(|&(cu, cv, r)| (u - cu).powi(2) + (v - cv).powi(2) < (r * 0.99).powi(2)),
+            );
+        }
+        assert_eq!(in_hole, 0, "empty regions hold no object");
+        // The band's strip is ~9x denser at its core; the far strip, at the
+        // background, is also cut by holes.
+        assert!(
+            in_band > 6 * far.max(1),
+            "band strip {in_band} vs far strip {far}"
+        );
+        assert_ne!(generate_objects(&uniform, 2).ra, objects.ra);
     }
 
     #[test]
