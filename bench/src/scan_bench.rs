@@ -516,6 +516,9 @@ pub fn run(args: &ScanArgs) -> Result<(), String> {
                 budget_bytes: budget,
                 mlock: MlockPolicy::Try,
             },
+            // The figures are the streaming path's (O_DIRECT into pinned
+            // buffers): the path of tables too large for the page cache.
+            cache_tables_up_to: 0,
             ..StorageConfig::default()
         },
         // A small table has fewer chunks than Qserv's interactive threshold

@@ -146,6 +146,13 @@ pub fn run(args: &SharedArgs) -> Result<(), String> {
             scan: skyscan_engine::scan::EngineConfig {
                 interactive_max_chunks: args.interactive_max_chunks,
                 convoy_nice: args.nice,
+                // Cold rounds measure the streaming path (O_DIRECT) of tables
+                // too large to keep in the page cache; hot rounds warm the
+                // cache first and decode from maps either way.
+                storage: skyscan_engine::storage::StorageConfig {
+                    cache_tables_up_to: 0,
+                    ..skyscan_engine::storage::StorageConfig::default()
+                },
                 ..skyscan_engine::scan::EngineConfig::default()
             },
             ..EngineOptions::default()

@@ -54,6 +54,22 @@ impl BlockDecoder {
         bytes: &[u8],
         out: &mut ColumnData,
     ) -> Result<()> {
+        self.decode_checked(block, bytes, out, true)
+    }
+
+    /// [`decode_into`](Self::decode_into), verifying the checksum only when
+    /// `verify`: for a reader that verified these same immutable bytes
+    /// before (a block of a published file, decoded again from its map; as
+    /// a block cache does not re-check a cached block). Lengths and the
+    /// encoding's own bounds are always checked: bad bytes still give an
+    /// error, never a panic.
+    pub fn decode_checked(
+        &mut self,
+        block: &BlockRef<'_>,
+        bytes: &[u8],
+        out: &mut ColumnData,
+        verify: bool,
+    ) -> Result<()> {
         if bytes.len() as u64 != block.len() {
             return Err(FormatError::invalid(format!(
                 "{}: expected {} bytes, got {}",
@@ -62,7 +78,11 @@ impl BlockDecoder {
                 bytes.len()
             )));
         }
-        let crc = crc32c::crc32c(bytes);
+        let crc = if verify {
+            crc32c::crc32c(bytes)
+        } else {
+            block.meta.crc32c
+        };
         if crc != block.meta.crc32c {
             return Err(FormatError::corrupt(
                 block.location(),

@@ -631,14 +631,38 @@ impl Convoy {
         // A hot chunk (every planned page in the page cache) is decoded from
         // the shared map of its file: copying it into a pinned buffer first
         // would cost more than decoding it.
+        // A table small enough to keep in memory is read through the page
+        // cache (read ahead from the map), so that the next scan is hot.
+        let cacheable = parts.iter().any(|part| {
+            part.tables.iter().any(|t| {
+                t.visit.0 == file_index
+                    && part
+                        .query
+                        .query
+                        .tables()
+                        .get(t.table_index)
+                        .is_some_and(|h| h.total_bytes() <= self.storage.cache_tables_up_to)
+            })
+        });
         if let Some(mappings) = &self.storage.convoy_mappings
             && let Ok(std_file) = std::fs::File::open(&file.path)
             && let Ok(metadata) = std_file.metadata()
-            && ranges.ranges.iter().all(|&(offset, len)| {
-                crate::storage::fully_cached(&std_file, metadata.len(), offset, len)
-            })
+            && (cacheable
+                || ranges.ranges.iter().all(|&(offset, len)| {
+                    crate::storage::fully_cached(&std_file, metadata.len(), offset, len)
+                }))
         {
             let map = mappings.get(&file.path)?;
+            if cacheable {
+                for &(offset, len) in &ranges.ranges {
+                    // Advice only: a refusal leaves the faults to read it.
+                    let _ = map.map.advise_range(
+                        memmap2::Advice::WillNeed,
+                        offset as usize,
+                        len as usize,
+                    );
+                }
+            }
             return Ok(LoadedFile {
                 footer: Arc::clone(&file.footer),
                 data: FileData::mapped(map, ranges.total_bytes()),

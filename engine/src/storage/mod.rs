@@ -33,7 +33,7 @@ pub use io::{
     FaultBackend, FaultKind, FaultRule, IoBackend, IoFile, PreadBackend, ReadRequest, ReadStats,
     align_range,
 };
-pub use mapped::MappingCache;
+pub use mapped::{MappedFile, MappingCache};
 pub use memory::{
     Buffer, MemoryConfig, MemoryManager, MemoryStatus, MlockPolicy, MlockState, PinMode,
     keep_freed_memory,
@@ -80,6 +80,31 @@ pub struct StorageConfig {
     /// from the file's map instead of reading it into a pinned buffer
     /// (ignored with a custom backend, which is then always used).
     pub convoy_mapped: bool,
+    /// Tables up to this many bytes on disk are read by the convoys through
+    /// the page cache (from the file's map, read ahead), so that they stay
+    /// in memory for the next scan; larger tables stream with O_DIRECT into
+    /// pinned buffers and leave the cache alone (BRIEF §4). Default: a
+    /// quarter of physical memory; 0 streams every table. Needs
+    /// `convoy_mapped`.
+    pub cache_tables_up_to: u64,
+}
+
+/// A quarter of physical memory (0 when `/proc/meminfo` is unreadable).
+pub fn default_cache_tables_up_to() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|line| line.strip_prefix("MemTotal:"))
+                .and_then(|rest| {
+                    rest.trim()
+                        .trim_end_matches("kB")
+                        .trim()
+                        .parse::<u64>()
+                        .ok()
+                })
+        })
+        .map_or(0, |kib| kib * 1024 / 4)
 }
 
 impl Default for StorageConfig {
@@ -94,6 +119,7 @@ impl Default for StorageConfig {
             plain_mapped: true,
             max_mapped_files: 4_096,
             convoy_mapped: true,
+            cache_tables_up_to: default_cache_tables_up_to(),
         }
     }
 }
@@ -111,6 +137,8 @@ pub struct Storage {
     pub mappings: Option<MappingCache>,
     /// Maps of chunk files for the convoys' cached chunks (`None`: they read).
     pub convoy_mappings: Option<MappingCache>,
+    /// See [`StorageConfig::cache_tables_up_to`].
+    pub cache_tables_up_to: u64,
     backend: Arc<dyn IoBackend>,
     plain_backend: Arc<dyn IoBackend>,
     backend_report: String,
@@ -151,6 +179,7 @@ impl Storage {
             ranges: config.ranges,
             mappings: mapped.then(|| MappingCache::new(config.max_mapped_files)),
             convoy_mappings: convoy_mapped.then(|| MappingCache::new(config.max_mapped_files)),
+            cache_tables_up_to: config.cache_tables_up_to,
             backend,
             plain_backend,
             backend_report,

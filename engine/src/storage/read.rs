@@ -117,7 +117,7 @@ enum Source {
         ranges: Vec<(u64, u64, usize)>,
     },
     /// The whole file, memory-mapped.
-    Mapped(Arc<memmap2::Mmap>),
+    Mapped(Arc<super::mapped::MappedFile>),
 }
 
 impl FileData {
@@ -185,7 +185,7 @@ impl FileData {
 
     /// A mapped file: every byte is available, nothing is copied. `planned`
     /// is the number of bytes the plan reads (reported as page-cache bytes).
-    pub fn mapped(map: Arc<memmap2::Mmap>, planned: u64) -> FileData {
+    pub fn mapped(map: Arc<super::mapped::MappedFile>, planned: u64) -> FileData {
         FileData {
             source: Source::Mapped(map),
             stats: ReadStats {
@@ -216,13 +216,21 @@ impl FileData {
         }
     }
 
+    /// The shared map, when the bytes come from one.
+    fn mapped_file(&self) -> Option<&super::mapped::MappedFile> {
+        match &self.source {
+            Source::Mapped(map) => Some(map),
+            Source::Buffer { .. } => None,
+        }
+    }
+
     /// The bytes `[offset, offset + len)` of the file, if they were read.
     pub fn bytes(&self, offset: u64, len: u64) -> Option<&[u8]> {
         match &self.source {
             Source::Mapped(map) => {
                 let start = usize::try_from(offset).ok()?;
                 let end = start.checked_add(usize::try_from(len).ok()?)?;
-                map.get(start..end)
+                map.map.get(start..end)
             }
             Source::Buffer { buffer, ranges } => {
                 let index = ranges.partition_point(|&(start, _, _)| start <= offset);
@@ -277,9 +285,18 @@ impl LoadedFile {
         if out.column_type() != block.column.column_type {
             *out = ColumnData::empty(block.column.column_type);
         }
+        // A block of a mapped file is verified once per map.
+        let mapped = self.data.mapped_file();
+        let blocks = self.footer.row_groups().len() * self.footer.schema().columns.len();
+        let index = row_group * self.footer.schema().columns.len() + column;
+        let verify = !mapped.is_some_and(|m| m.is_verified(index, blocks));
         decoder
-            .decode_into(&block, bytes, out)
-            .map_err(|e| StorageError::from_format(&self.path, self.chunk_id, e))
+            .decode_checked(&block, bytes, out, verify)
+            .map_err(|e| StorageError::from_format(&self.path, self.chunk_id, e))?;
+        if verify && let Some(m) = mapped {
+            m.set_verified(index, blocks);
+        }
+        Ok(())
     }
 }
 

@@ -28,6 +28,7 @@ pub struct TableHandle {
     table: String,
     entry: Arc<TableEntry>,
     db: Database,
+    total_bytes: u64,
 }
 
 /// Where one chunk file of a table is.
@@ -79,11 +80,13 @@ impl TableHandle {
                 entry
             }
         };
+        let total_bytes = entry.chunks.iter().map(|c| c.bytes).sum();
         Ok(TableHandle {
             database: database.to_string(),
             table: table.to_string(),
             entry,
             db: db.clone(),
+            total_bytes,
         })
     }
 
@@ -105,6 +108,11 @@ impl TableHandle {
     /// The database root this table belongs to.
     pub fn root(&self) -> &Path {
         self.db.root()
+    }
+
+    /// Bytes of all the table's chunk files.
+    pub fn total_bytes(&self) -> u64 {
+        self.total_bytes
     }
 
     /// The scan rating (Qserv scan class: fast 0–10, medium 11–20, slow
