@@ -272,6 +272,35 @@ fn hash_join(
     {
         let build_values = i64_values(build)?;
         let probe_values = i64_values(probe)?;
+        // The map on the smaller side: a cut Object table against all of
+        // a chunk's Sources maps the objects and streams the sources.
+        if probe_values.len() < build_rows {
+            let mut heads: FxHashMap<i64, u32> = FxHashMap::default();
+            heads.reserve(probe_values.len());
+            let mut chain = vec![u32::MAX; probe_values.len()];
+            for row in (0..probe_values.len()).rev() {
+                if probe.is_valid(row) {
+                    let key = probe_values[row];
+                    if let Some(previous) = heads.insert(key, row as u32) {
+                        chain[row] = previous;
+                    }
+                }
+            }
+            for (build_row, &key) in build_values.iter().enumerate() {
+                if !build.is_valid(build_row) {
+                    continue;
+                }
+                let mut cursor = heads.get(&key).copied().unwrap_or(u32::MAX);
+                while cursor != u32::MAX {
+                    pairs.push((cursor, build_row as u32));
+                    if pairs.len() > max_rows {
+                        return Err(limit_error(max_rows));
+                    }
+                    cursor = chain[cursor as usize];
+                }
+            }
+            return Ok(pairs);
+        }
         let mut heads: FxHashMap<i64, u32> = FxHashMap::default();
         let mut chain = vec![u32::MAX; build_rows];
         for row in (0..build_rows).rev() {
