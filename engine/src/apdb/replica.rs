@@ -186,6 +186,19 @@ impl Apdb {
         Ok(applied)
     }
 
+    /// Replica: forgets the bytes of an incomplete record kept by
+    /// [`Apdb::apply_log`]. A follower calls it when its stream broke off
+    /// (a lost connection) before asking again from its last applied
+    /// record, so the new stream does not continue a torn one.
+    pub fn reset_log_stream(&self) {
+        lock(&self.shared.stream_buffer).clear();
+    }
+
+    /// Whether this APDB is a read-only replica.
+    pub fn is_replica(&self) -> bool {
+        self.shared.read_only
+    }
+
     /// Replica: how far it is behind the primary.
     pub fn replica_status(&self) -> ReplicaStatus {
         let snap = read_lock(&self.shared.snapshot);
