@@ -157,11 +157,7 @@ impl Client {
             )?;
             rest = tail;
         }
-        write_frame(
-            &self.writer,
-            &Message::ApdbStore(rest.to_vec()),
-            request_id,
-        )?;
+        write_frame(&self.writer, &Message::ApdbStore(rest.to_vec()), request_id)?;
         match self.reply(request_id)? {
             Message::ApdbStored { seq } => Ok(seq),
             other => Err(unexpected("APDB_STORED", &other)),

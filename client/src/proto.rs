@@ -1940,7 +1940,13 @@ mod tests {
         assert!(ApdbStoreBody::decode(&huge).is_err());
         // Bad regions and table ids.
         assert!(Message::decode(MessageType::ApdbGetObjects, &[3, 0, 0, 0]).is_err());
-        assert!(Message::decode(MessageType::ApdbGetObjects, &[2, 0, 0, 0, 255, 255, 255, 255]).is_err());
+        assert!(
+            Message::decode(
+                MessageType::ApdbGetObjects,
+                &[2, 0, 0, 0, 255, 255, 255, 255]
+            )
+            .is_err()
+        );
         assert!(Message::decode(MessageType::ApdbSchema, &[4, 0, 0, 0]).is_err());
         assert!(Message::decode(MessageType::ApdbSchema, &[1, 1, 0, 0]).is_err());
         let mut sources = vec![1u8, 0, 0, 0];

@@ -96,7 +96,9 @@ impl ApdbService {
     /// Serves a primary (read-write) APDB.
     pub fn primary(apdb: Arc<Apdb>) -> Result<Arc<ApdbService>, String> {
         if apdb.is_replica() {
-            return Err("the APDB was opened as a replica; serve it with a primary to follow".into());
+            return Err(
+                "the APDB was opened as a replica; serve it with a primary to follow".into(),
+            );
         }
         Ok(Arc::new(ApdbService {
             apdb,
@@ -198,7 +200,8 @@ fn follow(
 ) {
     const WAIT_MS: u32 = 500;
     let mut options = options.clone();
-    options.read_timeout = Some(Duration::from_millis(u64::from(WAIT_MS)) + Duration::from_secs(60));
+    options.read_timeout =
+        Some(Duration::from_millis(u64::from(WAIT_MS)) + Duration::from_secs(60));
     let note_error = |what: String| {
         let mut s = lock(state);
         s.connected = false;
@@ -421,12 +424,11 @@ pub(crate) fn handle(conn: &mut Connection, request_id: u32, message: Message) {
         } => spawn(conn, request_id, move |ctx| {
             let region = engine_region(&region)?;
             let set = match table {
-                ApdbTableId::DiaForcedSource => service.apdb.get_dia_forced_sources(
-                    &region,
-                    &object_ids,
-                    visit_time,
-                    months,
-                ),
+                ApdbTableId::DiaForcedSource => {
+                    service
+                        .apdb
+                        .get_dia_forced_sources(&region, &object_ids, visit_time, months)
+                }
                 _ => service
                     .apdb
                     .get_dia_sources(&region, &object_ids, visit_time, months),
@@ -626,14 +628,12 @@ fn store(apdb: &Apdb, body: &[u8]) -> Result<u64, Failure> {
     let body = ApdbStoreBody::decode(body).map_err(|e| (e.code(), format!("APDB_STORE: {e}")))?;
     let mut tables = Vec::with_capacity(3);
     for (table, bytes) in ApdbTable::ALL.iter().zip(&body.tables) {
-        tables.push(
-            table_from_ipc(bytes, apdb.schema(*table)).map_err(|e| {
-                (
-                    ErrorCode::InvalidArgument,
-                    format!("APDB_STORE {}: {e}", table.name()),
-                )
-            })?,
-        );
+        tables.push(table_from_ipc(bytes, apdb.schema(*table)).map_err(|e| {
+            (
+                ErrorCode::InvalidArgument,
+                format!("APDB_STORE {}: {e}", table.name()),
+            )
+        })?);
     }
     let [objects, sources, forced_sources]: [Table; 3] = tables
         .try_into()
@@ -774,7 +774,9 @@ fn column_from_arrow(array: &dyn Array) -> Option<Result<ColumnData, String>> {
     }
     let widen = |o: &[i32]| o.iter().map(|&v| i64::from(v)).collect::<Vec<i64>>();
     if let Some(a) = any.downcast_ref::<StringArray>() {
-        return Some(var_column(&widen(a.value_offsets()), a.value_data(), validity).map(ColumnData::Utf8));
+        return Some(
+            var_column(&widen(a.value_offsets()), a.value_data(), validity).map(ColumnData::Utf8),
+        );
     }
     if let Some(a) = any.downcast_ref::<LargeStringArray>() {
         return Some(var_column(a.value_offsets(), a.value_data(), validity).map(ColumnData::Utf8));
@@ -785,7 +787,9 @@ fn column_from_arrow(array: &dyn Array) -> Option<Result<ColumnData, String>> {
         );
     }
     if let Some(a) = any.downcast_ref::<LargeBinaryArray>() {
-        return Some(var_column(a.value_offsets(), a.value_data(), validity).map(ColumnData::Binary));
+        return Some(
+            var_column(a.value_offsets(), a.value_data(), validity).map(ColumnData::Binary),
+        );
     }
     None
 }
@@ -813,7 +817,11 @@ mod tests {
             ColumnData::Bool(BoolColumn::from_options(&[Some(true), None, Some(false)])),
             ColumnData::I16(PrimitiveColumn::from_options(&[Some(-1), Some(2), None])),
             ColumnData::I64(PrimitiveColumn::new(vec![1, 2, 3])),
-            ColumnData::F64(PrimitiveColumn::from_options(&[None, Some(0.5), Some(1e300)])),
+            ColumnData::F64(PrimitiveColumn::from_options(&[
+                None,
+                Some(0.5),
+                Some(1e300),
+            ])),
             ColumnData::Utf8(VarColumn::from_options(&[Some("αβ"), None, Some("")])),
         ];
         let table = Table::new(schema.clone(), data.clone()).unwrap();

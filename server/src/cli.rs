@@ -117,7 +117,11 @@ fn open_apdb(
                 .apdb_upstream_token
                 .clone()
                 .or_else(|| args.token.clone())
-                .or_else(|| std::env::var("SKYSCAN_TOKEN").ok().filter(|t| !t.is_empty()));
+                .or_else(|| {
+                    std::env::var("SKYSCAN_TOKEN")
+                        .ok()
+                        .filter(|t| !t.is_empty())
+                });
             let options = ConnectOptions {
                 token,
                 client_name: format!("skyscan-apdb-replica/{}", env!("CARGO_PKG_VERSION")),
