@@ -104,10 +104,10 @@ pub fn rows_of(batches: &[RecordBatch]) -> Vec<String> {
 /// floats depend on the order in which chunk partials merge, which differs
 /// from run to run (as in any parallel database), in the last bits.
 fn float_tolerant(cell: String) -> String {
-    if cell.contains('.') || cell.contains('e') {
-        if let Ok(value) = cell.parse::<f64>() {
-            return format!("{value:.11e}");
-        }
+    if (cell.contains('.') || cell.contains('e'))
+        && let Ok(value) = cell.parse::<f64>()
+    {
+        return format!("{value:.11e}");
     }
     cell
 }
