@@ -39,7 +39,7 @@ use skyscan_sky::Region;
 use crate::arrow_conv::{IpcEncoder, to_record_batch};
 use crate::jobs::split_batch;
 use crate::outbox::Outbox;
-use crate::server::Connection;
+use crate::server::{Connection, Shared};
 
 /// Default bound on the bytes of store pieces one connection may hold
 /// while a multi-frame store arrives (SPEC.md part 4 §10).
@@ -408,10 +408,12 @@ pub(crate) fn handle(conn: &mut Connection, request_id: u32, message: Message) {
         }),
         Message::ApdbGetObjects { region } => spawn(conn, request_id, move |ctx| {
             let region = engine_region(&region)?;
-            let set = service
-                .apdb
-                .get_dia_objects(&region)
-                .map_err(|e| apdb_error(&e))?;
+            let set = ctx.admitted(|| {
+                service
+                    .apdb
+                    .get_dia_objects(&region)
+                    .map_err(|e| apdb_error(&e))
+            })?;
             ctx.send_result(set)?;
             Ok(Vec::new())
         }),
@@ -423,17 +425,20 @@ pub(crate) fn handle(conn: &mut Connection, request_id: u32, message: Message) {
             object_ids,
         } => spawn(conn, request_id, move |ctx| {
             let region = engine_region(&region)?;
-            let set = match table {
-                ApdbTableId::DiaForcedSource => {
-                    service
+            let set = ctx.admitted(|| {
+                match table {
+                    ApdbTableId::DiaForcedSource => service.apdb.get_dia_forced_sources(
+                        &region,
+                        &object_ids,
+                        visit_time,
+                        months,
+                    ),
+                    _ => service
                         .apdb
-                        .get_dia_forced_sources(&region, &object_ids, visit_time, months)
+                        .get_dia_sources(&region, &object_ids, visit_time, months),
                 }
-                _ => service
-                    .apdb
-                    .get_dia_sources(&region, &object_ids, visit_time, months),
-            }
-            .map_err(|e| apdb_error(&e))?;
+                .map_err(|e| apdb_error(&e))
+            })?;
             ctx.send_result(set)?;
             Ok(Vec::new())
         }),
@@ -456,6 +461,7 @@ pub(crate) fn handle(conn: &mut Connection, request_id: u32, message: Message) {
 
 /// What a request's thread may use to answer.
 pub(crate) struct RequestContext {
+    shared: Arc<Shared>,
     outbox: Arc<Outbox>,
     request_id: u32,
     cancel: CancelToken,
@@ -464,6 +470,29 @@ pub(crate) struct RequestContext {
 }
 
 impl RequestContext {
+    /// Runs `read` under the server's admission limit on running queries
+    /// (reads compete with scans for the cores; writes and log shipping do
+    /// not wait behind them).
+    fn admitted<T>(&self, read: impl FnOnce() -> Result<T, Failure>) -> Result<T, Failure> {
+        let deadline = Instant::now() + self.shared.config.query_timeout;
+        if !self.shared.admission.acquire(&self.cancel, deadline) {
+            return Err(if self.cancel.is_cancelled() {
+                (
+                    ErrorCode::Cancelled,
+                    "cancelled while waiting to run".into(),
+                )
+            } else {
+                (
+                    ErrorCode::Timeout,
+                    "the read waited its whole time limit for a turn".into(),
+                )
+            });
+        }
+        let outcome = read();
+        self.shared.admission.release();
+        outcome
+    }
+
     fn push(&self, parts: Vec<Vec<u8>>) -> Result<(), Failure> {
         self.outbox
             .push_parts(parts, self.slow_reader_timeout, &self.cancel)
@@ -521,6 +550,7 @@ fn spawn(
         return;
     };
     let ctx = RequestContext {
+        shared: Arc::clone(&conn.shared),
         outbox: Arc::clone(&conn.outbox),
         request_id,
         cancel,

@@ -194,14 +194,14 @@ pub struct ServerStats {
 
 /// A global limit on running queries: a counting semaphore.
 #[derive(Debug)]
-struct Admission {
+pub(crate) struct Admission {
     running: Mutex<usize>,
     freed: Condvar,
     max: usize,
 }
 
 impl Admission {
-    fn acquire(&self, cancel: &CancelToken, deadline: Instant) -> bool {
+    pub(crate) fn acquire(&self, cancel: &CancelToken, deadline: Instant) -> bool {
         let mut running = lock(&self.running);
         while *running >= self.max {
             if cancel.is_cancelled() || Instant::now() >= deadline {
@@ -216,7 +216,7 @@ impl Admission {
         true
     }
 
-    fn release(&self) {
+    pub(crate) fn release(&self) {
         let mut running = lock(&self.running);
         *running = running.saturating_sub(1);
         drop(running);
@@ -245,7 +245,7 @@ pub(crate) struct Shared {
     next_query: AtomicU64,
     /// Sockets of open connections, to close them at shutdown.
     sockets: Mutex<HashMap<u64, TcpStream>>,
-    admission: Admission,
+    pub(crate) admission: Admission,
 }
 
 /// A running server; [`ServerHandle::shutdown`] stops it.
