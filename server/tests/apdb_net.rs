@@ -557,3 +557,85 @@ fn a_store_over_the_servers_byte_limit_is_refused_whole() {
     client.ping().unwrap();
     server.shutdown();
 }
+
+/// Per-visit time of the pipeline's calls over the protocol against the
+/// same calls on an embedded APDB, same visits, same run. A measurement,
+/// not a check (noisy on a shared machine):
+/// `SKYSCAN_APDB_VISITS=40 cargo test --release -p skyscan-server --test apdb_net -- --ignored --nocapture apdb_wire_overhead`
+#[test]
+#[ignore]
+fn apdb_wire_overhead() {
+    let visits: usize = std::env::var("SKYSCAN_APDB_VISITS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30);
+    let dir = tempfile::tempdir().unwrap();
+    let apdb_config = ApdbConfig {
+        background_compaction: true,
+        ..ApdbConfig::default()
+    };
+    let served = Arc::new(
+        Apdb::open_with_schema(&dir.path().join("served"), felis(), apdb_config.clone())
+            .unwrap()
+            .0,
+    );
+    let embedded = Arc::new(
+        Apdb::open_with_schema(&dir.path().join("embedded"), felis(), apdb_config)
+            .unwrap()
+            .0,
+    );
+    let server = serve(
+        &dir.path().join("db"),
+        Some(ApdbService::primary(Arc::clone(&served)).unwrap()),
+        17 << 20,
+    );
+    let mut client = connect(&server);
+    let mut work = Workload::new(WorkloadConfig::default(), ApdbLayout::new(felis()).unwrap());
+    let mut wire_ms = Vec::new();
+    let mut local_ms = Vec::new();
+    let mut wire_store_ms = Vec::new();
+    let mut local_store_ms = Vec::new();
+    let mut rows = (0, 0, 0);
+    for _ in 0..visits {
+        let visit = work.next_visit();
+        let req = visit.store_request();
+        let store = wire_store(&req);
+        let started = Instant::now();
+        let [o, s, f] = embedded_reads(&embedded, &visit);
+        let reads = started.elapsed();
+        let started = Instant::now();
+        embedded.store(&req).unwrap();
+        local_store_ms.push(started.elapsed().as_secs_f64() * 1e3);
+        local_ms.push((reads + started.elapsed()).as_secs_f64() * 1e3);
+        let started = Instant::now();
+        let [wo, ws, wf] = wire_reads(&mut client, &visit);
+        let reads = started.elapsed();
+        let started = Instant::now();
+        client.apdb_store(&store).unwrap();
+        wire_store_ms.push(started.elapsed().as_secs_f64() * 1e3);
+        wire_ms.push((reads + started.elapsed()).as_secs_f64() * 1e3);
+        assert_eq!(
+            (wo.num_rows(), ws.num_rows(), wf.num_rows()),
+            (o.num_rows(), s.num_rows(), f.num_rows())
+        );
+        rows = (o.num_rows(), s.num_rows(), f.num_rows());
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (wire, local) = (median(&mut wire_ms), median(&mut local_ms));
+    let (wire_store, local_store) = (median(&mut wire_store_ms), median(&mut local_store_ms));
+    println!(
+        "{visits} visits; last visit read {} objects, {} sources, {} forced",
+        rows.0, rows.1, rows.2
+    );
+    println!(
+        "per visit (reads + store), median: embedded {local:.1} ms, over TCP {wire:.1} ms, ratio {:.2}",
+        wire / local
+    );
+    println!(
+        "store alone, median: embedded {local_store:.1} ms, over TCP {wire_store:.1} ms (client encode, transfer, server decode and conversion)"
+    );
+    server.shutdown();
+}
