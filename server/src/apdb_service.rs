@@ -336,7 +336,13 @@ pub(crate) fn handle(conn: &mut Connection, request_id: u32, message: Message) {
             if let Some(Pieces::Collecting(bytes)) = parts.pending.remove(&request_id) {
                 parts.bytes -= bytes.len();
             }
-            parts.pending.insert(request_id, Pieces::Refused);
+            // Remember the refusal so that the rest of this store is
+            // dropped quietly — within the same bound as arriving stores, so
+            // that a client sending pieces under ever new ids cannot grow
+            // the map (beyond it, every piece is answered).
+            if parts.pending.len() < max_parts {
+                parts.pending.insert(request_id, Pieces::Refused);
+            }
             match refused {
                 Some(None) => refuse_write(conn),
                 Some(Some((code, text))) => conn.send(request_id, &Message::error(code, text)),
@@ -724,8 +730,12 @@ pub fn table_from_ipc(bytes: &[u8], target: &TableSchema) -> Result<Table, Strin
     if batches.is_empty() {
         return Ok(empty_table(target));
     }
-    let batch = arrow_select::concat::concat_batches(&schema, &batches)
-        .map_err(|e| format!("joining record batches: {e}"))?;
+    // One batch (what the clients send) is used as it is; several are joined.
+    let batch = match batches.as_slice() {
+        [one] => one.clone(),
+        _ => arrow_select::concat::concat_batches(&schema, &batches)
+            .map_err(|e| format!("joining record batches: {e}"))?,
+    };
     let mut columns = Vec::new();
     let mut data = Vec::new();
     for (field, array) in schema.fields().iter().zip(batch.columns()) {
@@ -751,7 +761,27 @@ pub fn table_from_ipc(bytes: &[u8], target: &TableSchema) -> Result<Table, Strin
 
 fn validity_of(array: &dyn Array) -> Option<Bitmap> {
     let nulls = array.logical_nulls()?;
-    (nulls.null_count() > 0).then(|| Bitmap::from_bools(&nulls.iter().collect::<Vec<bool>>()))
+    (nulls.null_count() > 0).then(|| bitmap_of(nulls.inner()))
+}
+
+/// An Arrow bit buffer as an engine bitmap: both are LSB-first, so an
+/// unsliced buffer moves over in 64-bit words; a sliced one bit by bit.
+fn bitmap_of(bits: &arrow_buffer::BooleanBuffer) -> Bitmap {
+    let len = bits.len();
+    if bits.offset() == 0 {
+        let bytes = bits.values();
+        let words: Vec<u64> = (0..len.div_ceil(64))
+            .map(|index| {
+                let mut word = [0u8; 8];
+                let start = index * 8;
+                let end = (start + 8).min(bytes.len());
+                word[..end - start].copy_from_slice(&bytes[start..end]);
+                u64::from_le_bytes(word)
+            })
+            .collect();
+        return Bitmap::from_words(words, len);
+    }
+    Bitmap::from_bools(&bits.iter().collect::<Vec<bool>>())
 }
 
 fn var_column(
@@ -796,9 +826,8 @@ fn column_from_arrow(array: &dyn Array) -> Option<Result<ColumnData, String>> {
     primitive!(Float32Array, F32);
     primitive!(Float64Array, F64);
     if let Some(a) = any.downcast_ref::<BooleanArray>() {
-        let bits: Vec<bool> = a.values().iter().collect();
         return Some(Ok(ColumnData::Bool(BoolColumn {
-            values: Bitmap::from_bools(&bits),
+            values: bitmap_of(a.values()),
             validity,
         })));
     }
@@ -871,5 +900,73 @@ mod tests {
         }
         assert_eq!(table_from_ipc(&[], &schema).unwrap().rows(), 0);
         assert!(table_from_ipc(b"not arrow", &schema).is_err());
+    }
+
+    #[test]
+    fn arrow_bits_become_the_same_bitmap() {
+        let bools: Vec<bool> = (0..200).map(|i| i % 3 == 0 || i % 7 == 1).collect();
+        let buffer = arrow_buffer::BooleanBuffer::from(bools.clone());
+        assert_eq!(bitmap_of(&buffer), Bitmap::from_bools(&bools));
+        for (offset, len) in [(3, 70), (64, 100), (0, 65), (5, 0)] {
+            let sliced = buffer.slice(offset, len);
+            assert_eq!(
+                bitmap_of(&sliced),
+                Bitmap::from_bools(&bools[offset..offset + len])
+            );
+        }
+    }
+
+    fn stream_of(batch: &RecordBatch) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        let mut w = arrow_ipc::writer::StreamWriter::try_new(&mut bytes, &batch.schema()).unwrap();
+        w.write(batch).unwrap();
+        w.finish().unwrap();
+        drop(w);
+        bytes
+    }
+
+    #[test]
+    fn null_columns_are_left_out_and_other_types_refused() {
+        use arrow_array::{DictionaryArray, NullArray, types::Int32Type};
+        let target = TableSchema::new("T", vec![ColumnSchema::new("a", ColumnType::I64, true)]);
+        let batch = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![
+                Field::new("a", ArrowType::Int64, true),
+                Field::new("n", ArrowType::Null, true),
+                Field::new("s", ArrowType::LargeUtf8, true),
+            ])),
+            vec![
+                Arc::new(Int64Array::from(vec![1, 2])),
+                Arc::new(NullArray::new(2)),
+                Arc::new(LargeStringArray::from(vec![Some("x"), None])),
+            ],
+        )
+        .unwrap();
+        let table = table_from_ipc(&stream_of(&batch), &target).unwrap();
+        let names: Vec<&str> = table
+            .schema
+            .columns
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(names, ["a", "s"]);
+        assert!(
+            table.columns[1].logical_eq(&ColumnData::Utf8(VarColumn::from_options(&[
+                Some("x"),
+                None
+            ])))
+        );
+        let dictionary: DictionaryArray<Int32Type> = vec!["a", "b"].into_iter().collect();
+        let batch = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![Field::new(
+                "d",
+                dictionary.data_type().clone(),
+                true,
+            )])),
+            vec![Arc::new(dictionary)],
+        )
+        .unwrap();
+        let err = table_from_ipc(&stream_of(&batch), &target).unwrap_err();
+        assert!(err.contains("column d"), "{err}");
     }
 }
