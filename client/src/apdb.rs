@@ -5,8 +5,11 @@
 use arrow_array::RecordBatch;
 use arrow_ipc::writer::StreamWriter;
 
-use crate::proto::{ApdbRegion, ApdbStatusInfo, ApdbStoreBody, ApdbTableId, Message};
-use crate::{Client, ClientError, QueryOutcome, Result, server_error, unexpected, write_frame};
+use crate::proto::{ApdbRegion, ApdbStatusInfo, ApdbStoreBody, ApdbTableId, Message, MessageType};
+use crate::{
+    Client, ClientError, QueryOutcome, Result, server_error, unexpected, write_frame,
+    write_raw_frame,
+};
 
 /// One visit (or one CCD) to store: the rows as Arrow record batches whose
 /// columns are named as the felis schema's (any order; nullable columns
@@ -150,14 +153,10 @@ impl Client {
         let mut rest = body;
         while rest.len() > piece {
             let (head, tail) = rest.split_at(piece);
-            write_frame(
-                &self.writer,
-                &Message::ApdbStorePart(head.to_vec()),
-                request_id,
-            )?;
+            write_raw_frame(&self.writer, MessageType::ApdbStorePart, request_id, head)?;
             rest = tail;
         }
-        write_frame(&self.writer, &Message::ApdbStore(rest.to_vec()), request_id)?;
+        write_raw_frame(&self.writer, MessageType::ApdbStore, request_id, rest)?;
         match self.reply(request_id)? {
             Message::ApdbStored { seq } => Ok(seq),
             other => Err(unexpected("APDB_STORED", &other)),

@@ -204,6 +204,24 @@ fn write_frame(writer: &SharedWriter, message: &Message, request_id: u32) -> Res
     Ok(())
 }
 
+/// Writes one frame of `payload` bytes without copying them into a
+/// message first (large APDB store pieces).
+fn write_raw_frame(
+    writer: &SharedWriter,
+    message_type: MessageType,
+    request_id: u32,
+    payload: &[u8],
+) -> Result<()> {
+    let header = proto::frame_header(message_type, request_id, payload.len());
+    let mut stream = match writer.lock() {
+        Ok(s) => s,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    stream.write_all(&header)?;
+    stream.write_all(payload)?;
+    Ok(())
+}
+
 /// A connection to a skyscan server.
 #[derive(Debug)]
 pub struct Client {

@@ -157,6 +157,14 @@ impl ApdbStoreBody {
     /// Decodes a body; every count is checked against the bytes present
     /// before anything is allocated.
     pub fn decode(bytes: &[u8]) -> Result<ApdbStoreBody, ProtoError> {
+        let (mut body, tables) = ApdbStoreBody::decode_borrowed(bytes)?;
+        body.tables = tables.map(<[u8]>::to_vec);
+        Ok(body)
+    }
+
+    /// [`ApdbStoreBody::decode`] without copying the tables: the body with
+    /// empty `tables`, and the three tables' bytes inside `bytes`.
+    pub fn decode_borrowed(bytes: &[u8]) -> Result<(ApdbStoreBody, [&[u8]; 3]), ProtoError> {
         let mut r = Reader::new(bytes);
         let visit_time = r.f64()?;
         let pairs = r.u32()?;
@@ -178,18 +186,21 @@ impl ApdbStoreBody {
             visit_detectors.push((visit, detector));
         }
         let close_object_ids = r.ids("closed object ids")?;
-        let mut tables: [Vec<u8>; 3] = Default::default();
+        let mut tables: [&[u8]; 3] = [&[]; 3];
         for table in &mut tables {
             let len = r.u32()?;
-            *table = r.bytes(len as usize)?.to_vec();
+            *table = r.bytes(len as usize)?;
         }
         r.finish(MessageType::ApdbStore)?;
-        Ok(ApdbStoreBody {
-            visit_time,
-            visit_detectors,
-            close_object_ids,
+        Ok((
+            ApdbStoreBody {
+                visit_time,
+                visit_detectors,
+                close_object_ids,
+                tables: Default::default(),
+            },
             tables,
-        })
+        ))
     }
 }
 

@@ -661,9 +661,10 @@ fn engine_region(region: &ApdbRegion) -> Result<Region, Failure> {
 
 /// Decodes a store body and stores it; returns its sequence number.
 fn store(apdb: &Apdb, body: &[u8]) -> Result<u64, Failure> {
-    let body = ApdbStoreBody::decode(body).map_err(|e| (e.code(), format!("APDB_STORE: {e}")))?;
+    let (body, table_bytes) =
+        ApdbStoreBody::decode_borrowed(body).map_err(|e| (e.code(), format!("APDB_STORE: {e}")))?;
     let mut tables = Vec::with_capacity(3);
-    for (table, bytes) in ApdbTable::ALL.iter().zip(&body.tables) {
+    for (table, bytes) in ApdbTable::ALL.iter().zip(table_bytes) {
         tables.push(table_from_ipc(bytes, apdb.schema(*table)).map_err(|e| {
             (
                 ErrorCode::InvalidArgument,
