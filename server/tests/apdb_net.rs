@@ -639,3 +639,90 @@ fn apdb_wire_overhead() {
     );
     server.shutdown();
 }
+
+#[test]
+fn a_replica_reconnects_when_its_primary_comes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let primary_apdb = open_primary(&dir.path().join("primary"));
+    // A fixed port, so that the restarted primary is at the same address.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let start_primary = |root: &str| {
+        let engine = engine(&dir.path().join(root));
+        skyscan_server::start(
+            engine,
+            ServerConfig {
+                listen: format!("127.0.0.1:{port}").parse().unwrap(),
+                log: false,
+                apdb: Some(ApdbService::primary(Arc::clone(&primary_apdb)).unwrap()),
+                ..ServerConfig::default()
+            },
+        )
+        .unwrap()
+    };
+    let primary = start_primary("db1");
+    let replica_apdb =
+        Arc::new(Apdb::open_replica(&dir.path().join("replica"), felis(), config()).unwrap());
+    let replica = serve(
+        &dir.path().join("db2"),
+        Some(
+            ApdbService::replica(
+                Arc::clone(&replica_apdb),
+                &format!("127.0.0.1:{port}"),
+                ConnectOptions::default(),
+            )
+            .unwrap(),
+        ),
+        17 << 20,
+    );
+    let mut reader = connect(&replica);
+    let mut work = workload(21);
+    let mut writer = connect(&primary);
+    let mut seq = 0;
+    for _ in 0..3 {
+        seq = writer
+            .apdb_store(&wire_store(&work.next_visit().store_request()))
+            .unwrap();
+    }
+    wait_for_seq(&mut reader, seq);
+    drop(writer);
+    primary.shutdown();
+    // The replica notices and keeps serving what it has.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let status = reader.apdb_status().unwrap();
+        if !status.upstream_connected && !status.last_error.is_empty() {
+            assert_eq!(status.seq, seq);
+            break;
+        }
+        assert!(Instant::now() < deadline, "{status:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let visit = work.next_visit();
+    assert!(
+        reader
+            .apdb_get_dia_objects(&region_of(&visit))
+            .unwrap()
+            .rows()
+            > 0
+    );
+    // The primary comes back (same APDB, same address) and stores more.
+    let primary = start_primary("db3");
+    let mut writer = connect(&primary);
+    seq = writer
+        .apdb_store(&wire_store(&visit.store_request()))
+        .unwrap();
+    wait_for_seq(&mut reader, seq);
+    let status = reader.apdb_status().unwrap();
+    assert!(status.upstream_connected, "{status:?}");
+    assert_eq!(status.lag_records, 0);
+    assert_eq!(
+        wire_reads(&mut writer, &visit),
+        wire_reads(&mut reader, &visit)
+    );
+    replica.shutdown();
+    primary.shutdown();
+}
