@@ -568,6 +568,9 @@ fn spawn(
         .name("skyscan-apdb".into())
         .stack_size(2 << 20)
         .spawn(move || {
+            // Counted with the queries, so that a graceful shutdown lets a
+            // store finish and send its answer.
+            let query_id = ctx.shared.register_query(&ctx.cancel);
             // A panic in a decoder of client bytes must not leave the
             // request hanging: it is answered as an internal error.
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&ctx)))
@@ -587,6 +590,7 @@ fn spawn(
             for frame in frames {
                 let _ = ctx.outbox.push_control(frame);
             }
+            ctx.shared.deregister_query(query_id);
             lock(&in_flight).remove(&request_id);
         });
     match spawned {

@@ -1008,7 +1008,7 @@ impl Connection {
 }
 
 impl Shared {
-    fn register_query(&self, cancel: &CancelToken) -> u64 {
+    pub(crate) fn register_query(&self, cancel: &CancelToken) -> u64 {
         let id = self.next_query.fetch_add(1, Ordering::Relaxed);
         lock(&self.queries).insert(id, cancel.clone());
         if self.shutting_down.load(Ordering::Acquire) && self.config.grace.is_zero() {
@@ -1017,7 +1017,7 @@ impl Shared {
         id
     }
 
-    fn deregister_query(&self, id: u64) {
+    pub(crate) fn deregister_query(&self, id: u64) {
         lock(&self.queries).remove(&id);
         self.queries_done.notify_all();
     }
