@@ -627,10 +627,13 @@ fn ship_log(
         let batch = apdb
             .ship_log(from_seq, max_bytes)
             .map_err(|e| apdb_error(&e))?;
-        if batch.last_seq >= from_seq || Instant::now() >= deadline || ctx.cancel.is_cancelled() {
+        let now = Instant::now();
+        if batch.last_seq >= from_seq || now >= deadline || ctx.cancel.is_cancelled() {
             break batch;
         }
-        std::thread::sleep(Duration::from_millis(10));
+        // Woken by the commit of record `from_seq`; in steps, so that a
+        // cancel is seen within 100 ms.
+        apdb.wait_for_seq(from_seq, (deadline - now).min(Duration::from_millis(100)));
     };
     for piece in batch.bytes.chunks(ctx.frame_bytes) {
         ctx.push(vec![

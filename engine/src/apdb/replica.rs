@@ -194,6 +194,25 @@ impl Apdb {
         lock(&self.shared.stream_buffer).clear();
     }
 
+    /// Waits until the record `seq` is durable and visible, or `timeout`
+    /// passes; returns the last visible sequence number. Long polls of log
+    /// shipping wait here instead of asking again and again.
+    pub fn wait_for_seq(&self, seq: u64, timeout: std::time::Duration) -> u64 {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut sync = lock(&self.shared.sync);
+        while sync.published_seq < seq {
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                break;
+            }
+            sync = match self.shared.synced.wait_timeout(sync, deadline - now) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+        sync.published_seq
+    }
+
     /// Whether this APDB is a read-only replica.
     pub fn is_replica(&self) -> bool {
         self.shared.read_only
