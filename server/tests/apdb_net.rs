@@ -590,6 +590,32 @@ fn apdb_wire_overhead() {
         17 << 20,
     );
     let mut client = connect(&server);
+    // A replica following the served primary: how long after a store's
+    // answer the visit is visible there.
+    let replica_apdb = Arc::new(
+        Apdb::open_replica(
+            &dir.path().join("replica"),
+            felis(),
+            ApdbConfig {
+                background_compaction: true,
+                ..ApdbConfig::default()
+            },
+        )
+        .unwrap(),
+    );
+    let replica = serve(
+        &dir.path().join("db2"),
+        Some(
+            ApdbService::replica(
+                Arc::clone(&replica_apdb),
+                &server.local_addr().to_string(),
+                ConnectOptions::default(),
+            )
+            .unwrap(),
+        ),
+        17 << 20,
+    );
+    let mut lag_ms = Vec::new();
     let mut work = Workload::new(WorkloadConfig::default(), ApdbLayout::new(felis()).unwrap());
     let mut wire_ms = Vec::new();
     let mut local_ms = Vec::new();
@@ -611,9 +637,14 @@ fn apdb_wire_overhead() {
         let [wo, ws, wf] = wire_reads(&mut client, &visit);
         let reads = started.elapsed();
         let started = Instant::now();
-        client.apdb_store(&store).unwrap();
+        let seq = client.apdb_store(&store).unwrap();
         wire_store_ms.push(started.elapsed().as_secs_f64() * 1e3);
         wire_ms.push((reads + started.elapsed()).as_secs_f64() * 1e3);
+        let acknowledged = Instant::now();
+        while replica_apdb.replica_status().applied_seq < seq {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        lag_ms.push(acknowledged.elapsed().as_secs_f64() * 1e3);
         assert_eq!(
             (wo.num_rows(), ws.num_rows(), wf.num_rows()),
             (o.num_rows(), s.num_rows(), f.num_rows())
@@ -637,6 +668,12 @@ fn apdb_wire_overhead() {
     println!(
         "store alone, median: embedded {local_store:.1} ms, over TCP {wire_store:.1} ms (client encode, transfer, server decode and conversion)"
     );
+    let lag_max = lag_ms.iter().copied().fold(0.0, f64::max);
+    println!(
+        "replica: visible {:.1} ms (median) / {lag_max:.1} ms (max) after the primary's answer",
+        median(&mut lag_ms)
+    );
+    replica.shutdown();
     server.shutdown();
 }
 
