@@ -234,6 +234,32 @@ fn near_neighbour_pairs_match_brute_force() {
     let got_set: BTreeSet<(i64, i64)> = got.iter().copied().collect();
     assert_eq!(got.len(), got_set.len(), "each pair exactly once");
     assert_eq!(got_set, expected);
+    // COUNT(*) only: the join counts its pairs without producing them.
+    let area = format!("qserv_areaspec_box({lon_min}, {lat_min}, {lon_max}, {lat_max})");
+    let count = |sql: String| ints_of(&f.engine.query(&sql).unwrap(), 0)[0];
+    let near = format!("scisql_angSep(o1.ra, o1.decl, o2.ra, o2.decl) < {radius}");
+    assert_eq!(
+        count(format!(
+            "SELECT COUNT(*) FROM Object o1, Object o2 WHERE {area} AND {near} AND o1.objectId <> o2.objectId"
+        )),
+        expected.len() as i64
+    );
+    // A condition across both tables that no join edge enforces: counted
+    // on joined rows.
+    let ordered = expected.iter().filter(|(a, b)| a < b).count() as i64;
+    assert_eq!(
+        count(format!(
+            "SELECT COUNT(*) FROM Object o1, Object o2 WHERE {area} AND {near} AND o1.objectId < o2.objectId"
+        )),
+        ordered
+    );
+    // Without excluding the same row, each row pairs with itself too.
+    assert_eq!(
+        count(format!(
+            "SELECT COUNT(*) FROM Object o1, Object o2 WHERE {area} AND {near}"
+        )),
+        expected.len() as i64 + firsts.len() as i64
+    );
     // A radius above the overlap is refused, saying why.
     let err = f
         .engine

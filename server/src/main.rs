@@ -77,6 +77,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Freed blocks stay in the heap for the next chunk (see the function).
+    skyscan_engine::storage::keep_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(args) => demo::run(&args),

@@ -577,7 +577,16 @@ impl Task {
             };
             inputs.push(rows);
         }
-        let joined = join(&inputs, &plan.joins, program.options.max_join_rows)?;
+        // Only a count of the joined rows, when every residual condition
+        // belongs to a join edge (which the join enforces).
+        let count_only = plan.residual.iter().all(|part| part.edge.is_some())
+            && matches!(self.out.as_ref(), Some(ChunkOut::Agg(agg)) if agg.counts_only());
+        let joined = join(
+            &inputs,
+            &plan.joins,
+            program.options.max_join_rows,
+            count_only,
+        )?;
         if joined.rows == 0 {
             return Ok(());
         }

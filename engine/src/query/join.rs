@@ -58,7 +58,17 @@ pub struct Joined {
 
 /// Joins `inputs` (one per table of the scope) under `edges`, producing at
 /// most `max_rows` joined rows (an error beyond: a runaway cross product).
-pub fn join(inputs: &[&TableRows], edges: &[JoinEdge], max_rows: usize) -> Result<Joined> {
+///
+/// With `count_only` (the caller needs only how many joined rows there are,
+/// and every remaining condition belongs to a join edge), a last
+/// near-neighbour step that leaves every edge enforced only counts its
+/// pairs: `rows` is the count and `indices` stay empty.
+pub fn join(
+    inputs: &[&TableRows],
+    edges: &[JoinEdge],
+    max_rows: usize,
+    count_only: bool,
+) -> Result<Joined> {
     let tables = inputs.len();
     let mut joined = Joined {
         indices: vec![Vec::new(); tables],
@@ -81,7 +91,7 @@ pub fn join(inputs: &[&TableRows], edges: &[JoinEdge], max_rows: usize) -> Resul
     done[first] = true;
     joined.indices[first] = (0..inputs[first].rows as u32).collect();
     joined.rows = inputs[first].rows;
-    for _ in 1..tables {
+    for step in 1..tables {
         // The next table: connected by an edge if possible.
         let connected = |t: usize| {
             edges.iter().any(|e| match e {
@@ -165,7 +175,8 @@ pub fn join(inputs: &[&TableRows], edges: &[JoinEdge], max_rows: usize) -> Resul
             hash_join(inputs, &joined, &equi, next, max_rows)?
         } else if let Some((index, joined_table, joined_position, next_position, spec)) = near {
             joined.enforced[index] = true;
-            near_join(
+            let counting = count_only && step + 1 == tables && joined.enforced.iter().all(|&e| e);
+            let (pairs, count) = near_join(
                 inputs,
                 &joined,
                 joined_table,
@@ -174,12 +185,19 @@ pub fn join(inputs: &[&TableRows], edges: &[JoinEdge], max_rows: usize) -> Resul
                 next_position,
                 spec,
                 max_rows,
-            )?
+                counting,
+            )?;
+            if counting {
+                joined.rows = count;
+                joined.indices = vec![Vec::new(); tables];
+                return Ok(joined);
+            }
+            pairs
         } else {
             cross_join(joined.rows, inputs[next].rows, max_rows)?
         };
         // pairs: (joined row, row of `next`).
-        let mut indices = vec![Vec::with_capacity(pairs.len()); tables];
+        let mut indices = vec![Vec::new(); tables];
         for t in 0..tables {
             if done[t] {
                 let source = &joined.indices[t];
@@ -376,7 +394,8 @@ fn near_join(
     next_position: (usize, usize),
     spec: NearSpec,
     max_rows: usize,
-) -> Result<Vec<(u32, u32)>> {
+    count_only: bool,
+) -> Result<(Vec<(u32, u32)>, usize)> {
     let a = inputs[joined_table];
     let b = inputs[next];
     let (a_ra, a_decl) = (
@@ -396,10 +415,19 @@ fn near_join(
         },
         max_pairs: max_rows,
     };
-    let run = |a_rows: Option<&[u32]>,
-               b_rows: Option<&[u32]>,
-               same: Option<&[u32]>,
-               pairs: &mut Vec<(u32, u32)>|
+    // How many joined rows hold each row of `joined_table` (a pair of rows
+    // makes that many joined rows).
+    let source = &joined.indices[joined_table];
+    let mut multiplicity: Vec<u32> = vec![0; a.rows];
+    source
+        .iter()
+        .for_each(|&row| multiplicity[row as usize] += 1);
+    let one_each = source.len() == a.rows && multiplicity.iter().all(|&m| m == 1);
+    let mut counted: usize = 0;
+    let mut run = |a_rows: Option<&[u32]>,
+                   b_rows: Option<&[u32]>,
+                   same: Option<&[u32]>,
+                   pairs: &mut Vec<(u32, u32)>|
      -> Result<()> {
         let pick = |values: &[f64], rows: Option<&[u32]>| -> Vec<f64> {
             match rows {
@@ -422,6 +450,20 @@ fn near_join(
                     }
                     other => QueryError::invalid(format!("near-neighbour join: {other:?}")),
                 })?;
+            if count_only {
+                counted += if one_each {
+                    out_a.len()
+                } else {
+                    out_a
+                        .iter()
+                        .map(|&i| {
+                            multiplicity[a_rows.map_or(i, |rows| rows[i as usize]) as usize]
+                                as usize
+                        })
+                        .sum()
+                };
+                return Ok(());
+            }
             for (&i, &j) in out_a.iter().zip(out_b.iter()) {
                 let ai = a_rows.map_or(i, |rows| rows[i as usize]);
                 let bj = b_rows.map_or(j, |rows| rows[j as usize]);
@@ -461,8 +503,10 @@ fn near_join(
     } else {
         run(None, None, None, &mut table_pairs)?;
     }
+    if count_only {
+        return Ok((Vec::new(), counted));
+    }
     // Map rows of `joined_table` to the joined rows that hold them.
-    let source = &joined.indices[joined_table];
     let mut first_of: Vec<u32> = vec![u32::MAX; a.rows];
     let mut chain: Vec<u32> = vec![u32::MAX; source.len()];
     for (joined_row, &table_row) in source.iter().enumerate().rev() {
@@ -481,5 +525,6 @@ fn near_join(
             cursor = chain[cursor as usize];
         }
     }
-    Ok(pairs)
+    let count = pairs.len();
+    Ok((pairs, count))
 }

@@ -36,6 +36,7 @@ pub use io::{
 pub use mapped::MappingCache;
 pub use memory::{
     Buffer, MemoryConfig, MemoryManager, MemoryStatus, MlockPolicy, MlockState, PinMode,
+    keep_freed_memory,
 };
 pub use read::{ColumnWant, FileData, LoadedFile, RangeOptions, ReadRanges};
 pub use table::{ChunkLocation, TableHandle};
