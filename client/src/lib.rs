@@ -19,6 +19,7 @@
 //! parallel). Dropping a [`QueryStream`] before its end cancels the query
 //! and drains it, so the connection stays usable.
 
+pub mod apdb;
 pub mod proto;
 
 use std::fmt;
@@ -32,7 +33,8 @@ use arrow_buffer::Buffer;
 use arrow_ipc::reader::StreamDecoder;
 use arrow_schema::{ArrowError, SchemaRef};
 
-pub use proto::{EndStats, ErrorCode, JobInfo, JobState};
+pub use apdb::{ApdbStore, LogShipment};
+pub use proto::{ApdbRegion, ApdbStatusInfo, ApdbTableId, EndStats, ErrorCode, JobInfo, JobState};
 use proto::{
     FRAME_HEADER_BYTES, FrameHeader, MAX_FRAME_PAYLOAD_LIMIT, Message, MessageType,
     PROTOCOL_VERSION, ProtoError,
@@ -57,6 +59,9 @@ pub enum ClientError {
     Protocol(String),
     /// An Arrow IPC message could not be decoded.
     Arrow(ArrowError),
+    /// The caller's handler of shipped log bytes failed (the connection is
+    /// out of step afterwards: drop it).
+    Apply(String),
 }
 
 impl ClientError {
@@ -86,6 +91,7 @@ impl fmt::Display for ClientError {
             ClientError::Io(err) => write!(f, "connection: {err}"),
             ClientError::Protocol(what) => write!(f, "protocol: {what}"),
             ClientError::Arrow(err) => write!(f, "arrow: {err}"),
+            ClientError::Apply(what) => write!(f, "applying shipped log records: {what}"),
         }
     }
 }
@@ -195,6 +201,24 @@ fn write_frame(writer: &SharedWriter, message: &Message, request_id: u32) -> Res
         Err(poisoned) => poisoned.into_inner(),
     };
     stream.write_all(&bytes)?;
+    Ok(())
+}
+
+/// Writes one frame of `payload` bytes without copying them into a
+/// message first (large APDB store pieces).
+fn write_raw_frame(
+    writer: &SharedWriter,
+    message_type: MessageType,
+    request_id: u32,
+    payload: &[u8],
+) -> Result<()> {
+    let header = proto::frame_header(message_type, request_id, payload.len());
+    let mut stream = match writer.lock() {
+        Ok(s) => s,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    stream.write_all(&header)?;
+    stream.write_all(payload)?;
     Ok(())
 }
 

@@ -38,6 +38,176 @@ pub const MAX_STRING_BYTES: u32 = 16 << 20;
 /// Most job records a `JOBS` message carries.
 pub const MAX_JOBS_PER_LIST: u32 = 100_000;
 
+/// Most vertices of a polygon region on the wire (the APDB itself takes
+/// at most 20; more are refused by the decoder before allocating).
+pub const MAX_REGION_VERTICES: u32 = 1_000;
+
+/// Most ids (object ids, re-associations, closes) in one APDB request, as
+/// the engine's `MAX_IDS_PER_CALL`.
+pub const MAX_APDB_IDS: u32 = 10_000_000;
+
+/// Most (visit, detector) pairs of one store, as the engine's limit.
+pub const MAX_APDB_VISIT_DETECTORS: u32 = 10_000;
+
+/// A sky region of an APDB read (SPEC.md part 4 §5, "APDB region").
+#[derive(Debug, Clone, PartialEq)]
+pub enum ApdbRegion {
+    /// A circle (kind 1).
+    Circle {
+        /// Centre right ascension, degrees.
+        ra_deg: f64,
+        /// Centre declination, degrees.
+        dec_deg: f64,
+        /// Radius, degrees.
+        radius_deg: f64,
+    },
+    /// A convex polygon (kind 2), (ra, dec) vertices in degrees.
+    Polygon(Vec<(f64, f64)>),
+}
+
+/// One of the three APDB tables, as its wire id.
+#[repr(u8)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ApdbTableId {
+    /// DiaObject (1).
+    DiaObject = 1,
+    /// DiaSource (2).
+    DiaSource = 2,
+    /// DiaForcedSource (3).
+    DiaForcedSource = 3,
+}
+
+impl ApdbTableId {
+    /// The table of wire id `id`.
+    pub fn from_u8(id: u8) -> Option<ApdbTableId> {
+        Some(match id {
+            1 => ApdbTableId::DiaObject,
+            2 => ApdbTableId::DiaSource,
+            3 => ApdbTableId::DiaForcedSource,
+            _ => return None,
+        })
+    }
+}
+
+/// What `APDB_STATUS` reports.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ApdbStatusInfo {
+    /// The server's APDB is a read-only replica following a primary.
+    pub replica: bool,
+    /// Replica: its connection to the primary is up.
+    pub upstream_connected: bool,
+    /// Last log record visible here.
+    pub seq: u64,
+    /// The primary's last durable record, as last heard (the primary: `seq`).
+    pub primary_seq: u64,
+    /// Records behind the primary.
+    pub lag_records: u64,
+    /// Latest visit time visible here (MJD TAI; 0 when empty).
+    pub last_visit_time: f64,
+    /// Replica: milliseconds since the last shipment arrived
+    /// (`u64::MAX`: never).
+    pub last_contact_ms: u64,
+    /// Replica: the primary's address.
+    pub upstream: String,
+    /// Replica: the last error of the shipping connection (empty: none).
+    pub last_error: String,
+}
+
+/// The body of an APDB store: what `APDB_STORE_PART`* and `APDB_STORE`
+/// payloads concatenate to (SPEC.md part 4 §5).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ApdbStoreBody {
+    /// The visit time, MJD TAI.
+    pub visit_time: f64,
+    /// The (visit, detector) pairs the store completes.
+    pub visit_detectors: Vec<(i64, i16)>,
+    /// DiaObjects closed at `visit_time` without a successor.
+    pub close_object_ids: Vec<i64>,
+    /// DiaObject, DiaSource, DiaForcedSource rows: each an Arrow IPC
+    /// stream, or empty for no rows.
+    pub tables: [Vec<u8>; 3],
+}
+
+impl ApdbStoreBody {
+    /// The body's bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(
+            32 + 16 * self.visit_detectors.len()
+                + 8 * self.close_object_ids.len()
+                + self.tables.iter().map(Vec::len).sum::<usize>(),
+        );
+        out.extend_from_slice(&self.visit_time.to_le_bytes());
+        put_u32(&mut out, len_u32(self.visit_detectors.len()));
+        for &(visit, detector) in &self.visit_detectors {
+            out.extend_from_slice(&visit.to_le_bytes());
+            out.extend_from_slice(&detector.to_le_bytes());
+            out.extend_from_slice(&[0; 6]);
+        }
+        put_u32(&mut out, len_u32(self.close_object_ids.len()));
+        for id in &self.close_object_ids {
+            out.extend_from_slice(&id.to_le_bytes());
+        }
+        for table in &self.tables {
+            put_u32(&mut out, len_u32(table.len()));
+            out.extend_from_slice(table);
+        }
+        out
+    }
+
+    /// Decodes a body; every count is checked against the bytes present
+    /// before anything is allocated.
+    pub fn decode(bytes: &[u8]) -> Result<ApdbStoreBody, ProtoError> {
+        let (mut body, tables) = ApdbStoreBody::decode_borrowed(bytes)?;
+        body.tables = tables.map(<[u8]>::to_vec);
+        Ok(body)
+    }
+
+    /// [`ApdbStoreBody::decode`] without copying the tables: the body with
+    /// empty `tables`, and the three tables' bytes inside `bytes`.
+    pub fn decode_borrowed(bytes: &[u8]) -> Result<(ApdbStoreBody, [&[u8]; 3]), ProtoError> {
+        let mut r = Reader::new(bytes);
+        let visit_time = r.f64()?;
+        let pairs = r.u32()?;
+        if pairs > MAX_APDB_VISIT_DETECTORS {
+            return Err(ProtoError::Malformed(format!(
+                "a store names {pairs} (visit, detector) pairs (at most {MAX_APDB_VISIT_DETECTORS})"
+            )));
+        }
+        r.check_count(pairs, 16, "(visit, detector) pairs")?;
+        let mut visit_detectors = Vec::with_capacity(pairs as usize);
+        for _ in 0..pairs {
+            let visit = r.u64()? as i64;
+            let detector = r.u16()? as i16;
+            if r.bytes(6)? != [0; 6] {
+                return Err(ProtoError::Reserved(
+                    "store (visit, detector) padding".to_string(),
+                ));
+            }
+            visit_detectors.push((visit, detector));
+        }
+        let close_object_ids = r.ids("closed object ids")?;
+        let mut tables: [&[u8]; 3] = [&[]; 3];
+        for table in &mut tables {
+            let len = r.u32()?;
+            *table = r.bytes(len as usize)?;
+        }
+        r.finish(MessageType::ApdbStore)?;
+        Ok((
+            ApdbStoreBody {
+                visit_time,
+                visit_detectors,
+                close_object_ids,
+                tables: Default::default(),
+            },
+            tables,
+        ))
+    }
+}
+
+fn len_u32(len: usize) -> u32 {
+    u32::try_from(len).unwrap_or(u32::MAX)
+}
+
 /// A message type id (the header's byte 4). Stable forever: 0 is reserved,
 /// client → server ids are 0x01–0x3F, server → client ids are 0x41–0x7F.
 #[repr(u8)]
@@ -63,6 +233,26 @@ pub enum MessageType {
     JobDelete = 0x09,
     /// Client: asks for a `PONG`.
     Ping = 0x0A,
+    /// Client: the Arrow schema of one APDB table (an empty result).
+    ApdbSchema = 0x10,
+    /// Client: APDB `get_dia_objects` (latest versions in a region).
+    ApdbGetObjects = 0x11,
+    /// Client: APDB `get_dia_sources` / `get_dia_forced_sources`.
+    ApdbGetSources = 0x12,
+    /// Client: a leading piece of an APDB store body (more follow).
+    ApdbStorePart = 0x13,
+    /// Client: the last piece of an APDB store body: store the visit.
+    ApdbStore = 0x14,
+    /// Client: APDB `reassign_dia_sources`.
+    ApdbReassign = 0x15,
+    /// Client: APDB `count_unassociated_objects`.
+    ApdbCountUnassociated = 0x16,
+    /// Client: APDB `contains_visit_detector`.
+    ApdbContainsVisitDetector = 0x17,
+    /// Client: the APDB's durable log records from a sequence number on.
+    ApdbShipLog = 0x18,
+    /// Client: the APDB's role, position and replication lag.
+    ApdbStatus = 0x19,
     /// Server: the handshake succeeded.
     Welcome = 0x41,
     /// Server: a request (or the connection) failed.
@@ -85,6 +275,16 @@ pub enum MessageType {
     Ok = 0x4A,
     /// Server: the answer to `PING`.
     Pong = 0x4B,
+    /// Server: an APDB write is durable; its log sequence number.
+    ApdbStored = 0x4C,
+    /// Server: a number (a count, or 0/1 for a yes/no question).
+    ApdbValue = 0x4D,
+    /// Server: a piece of the APDB log stream (SPEC.md part 5 §4).
+    ApdbLogBytes = 0x4E,
+    /// Server: the end of a log shipment.
+    ApdbLogEnd = 0x4F,
+    /// Server: the APDB's role, position and lag.
+    ApdbStatusInfo = 0x50,
 }
 
 impl MessageType {
@@ -101,6 +301,16 @@ impl MessageType {
             0x08 => MessageType::JobCancel,
             0x09 => MessageType::JobDelete,
             0x0A => MessageType::Ping,
+            0x10 => MessageType::ApdbSchema,
+            0x11 => MessageType::ApdbGetObjects,
+            0x12 => MessageType::ApdbGetSources,
+            0x13 => MessageType::ApdbStorePart,
+            0x14 => MessageType::ApdbStore,
+            0x15 => MessageType::ApdbReassign,
+            0x16 => MessageType::ApdbCountUnassociated,
+            0x17 => MessageType::ApdbContainsVisitDetector,
+            0x18 => MessageType::ApdbShipLog,
+            0x19 => MessageType::ApdbStatus,
             0x41 => MessageType::Welcome,
             0x42 => MessageType::Error,
             0x43 => MessageType::Schema,
@@ -112,6 +322,11 @@ impl MessageType {
             0x49 => MessageType::Jobs,
             0x4A => MessageType::Ok,
             0x4B => MessageType::Pong,
+            0x4C => MessageType::ApdbStored,
+            0x4D => MessageType::ApdbValue,
+            0x4E => MessageType::ApdbLogBytes,
+            0x4F => MessageType::ApdbLogEnd,
+            0x50 => MessageType::ApdbStatusInfo,
             _ => return None,
         })
     }
@@ -119,6 +334,11 @@ impl MessageType {
     /// Whether clients send this type (servers send the others).
     pub fn is_client_message(self) -> bool {
         (self as u8) < 0x40
+    }
+
+    /// Whether this is a request to the APDB (0x10–0x1F).
+    pub fn is_apdb_request(self) -> bool {
+        (0x10..0x20).contains(&(self as u8))
     }
 }
 
@@ -158,6 +378,8 @@ pub enum ErrorCode {
     HandshakeTimeout = 14,
     /// The client did not read its result in time.
     SlowReader = 15,
+    /// A write sent to a read-only replica.
+    ReadOnly = 16,
     /// The SQL text is not valid SQL.
     Syntax = 100,
     /// Valid SQL that skyscan does not support.
@@ -202,6 +424,7 @@ impl ErrorCode {
             13 => ErrorCode::Busy,
             14 => ErrorCode::HandshakeTimeout,
             15 => ErrorCode::SlowReader,
+            16 => ErrorCode::ReadOnly,
             100 => ErrorCode::Syntax,
             101 => ErrorCode::Unsupported,
             102 => ErrorCode::Name,
@@ -234,6 +457,7 @@ impl ErrorCode {
             ErrorCode::Busy => "busy",
             ErrorCode::HandshakeTimeout => "handshake timeout",
             ErrorCode::SlowReader => "slow reader",
+            ErrorCode::ReadOnly => "read only",
             ErrorCode::Syntax => "syntax",
             ErrorCode::Unsupported => "unsupported",
             ErrorCode::Name => "name",
@@ -611,6 +835,62 @@ pub enum Message {
     },
     /// `PING`.
     Ping,
+    /// `APDB_SCHEMA`.
+    ApdbSchema {
+        /// The table.
+        table: ApdbTableId,
+    },
+    /// `APDB_GET_OBJECTS`.
+    ApdbGetObjects {
+        /// The region.
+        region: ApdbRegion,
+    },
+    /// `APDB_GET_SOURCES`.
+    ApdbGetSources {
+        /// DiaSource or DiaForcedSource.
+        table: ApdbTableId,
+        /// Months of history before `visit_time`.
+        months: u32,
+        /// The visit time (MJD TAI).
+        visit_time: f64,
+        /// The region.
+        region: ApdbRegion,
+        /// The objects whose sources are wanted.
+        object_ids: Vec<i64>,
+    },
+    /// `APDB_STORE_PART`: a leading piece of a store body.
+    ApdbStorePart(Vec<u8>),
+    /// `APDB_STORE`: the last piece of a store body.
+    ApdbStore(Vec<u8>),
+    /// `APDB_REASSIGN`.
+    ApdbReassign {
+        /// Re-association time (MJD TAI).
+        time: f64,
+        /// (diaSourceId, ssObjectId) pairs.
+        pairs: Vec<(i64, i64)>,
+    },
+    /// `APDB_COUNT_UNASSOCIATED`.
+    ApdbCountUnassociated,
+    /// `APDB_CONTAINS_VISIT_DETECTOR`.
+    ApdbContainsVisitDetector {
+        /// The visit.
+        visit: i64,
+        /// The detector.
+        detector: i16,
+    },
+    /// `APDB_SHIP_LOG`.
+    ApdbShipLog {
+        /// First record wanted.
+        from_seq: u64,
+        /// About how many bytes of records at most (at least one record is
+        /// sent when one is there).
+        max_bytes: u32,
+        /// When no record from `from_seq` is durable yet, how long the
+        /// server may wait for one before answering (0: answer at once).
+        wait_ms: u32,
+    },
+    /// `APDB_STATUS`.
+    ApdbStatus,
     /// `WELCOME`.
     Welcome {
         /// The version both ends speak from now on.
@@ -665,6 +945,27 @@ pub enum Message {
     Ok,
     /// `PONG`.
     Pong,
+    /// `APDB_STORED`.
+    ApdbStored {
+        /// The log sequence number of the write.
+        seq: u64,
+    },
+    /// `APDB_VALUE`.
+    ApdbValue {
+        /// The number.
+        value: u64,
+    },
+    /// `APDB_LOG_BYTES`: a piece of the log stream.
+    ApdbLogBytes(Vec<u8>),
+    /// `APDB_LOG_END`.
+    ApdbLogEnd {
+        /// The server's last durable record.
+        durable_seq: u64,
+        /// The last record this shipment carried (`from_seq - 1`: none).
+        last_seq: u64,
+    },
+    /// `APDB_STATUS_INFO`.
+    ApdbStatusInfo(ApdbStatusInfo),
 }
 
 /// What an `END` message reports.
@@ -696,6 +997,16 @@ impl Message {
             Message::JobCancel { .. } => MessageType::JobCancel,
             Message::JobDelete { .. } => MessageType::JobDelete,
             Message::Ping => MessageType::Ping,
+            Message::ApdbSchema { .. } => MessageType::ApdbSchema,
+            Message::ApdbGetObjects { .. } => MessageType::ApdbGetObjects,
+            Message::ApdbGetSources { .. } => MessageType::ApdbGetSources,
+            Message::ApdbStorePart(_) => MessageType::ApdbStorePart,
+            Message::ApdbStore(_) => MessageType::ApdbStore,
+            Message::ApdbReassign { .. } => MessageType::ApdbReassign,
+            Message::ApdbCountUnassociated => MessageType::ApdbCountUnassociated,
+            Message::ApdbContainsVisitDetector { .. } => MessageType::ApdbContainsVisitDetector,
+            Message::ApdbShipLog { .. } => MessageType::ApdbShipLog,
+            Message::ApdbStatus => MessageType::ApdbStatus,
             Message::Welcome { .. } => MessageType::Welcome,
             Message::Error { .. } => MessageType::Error,
             Message::Schema(_) => MessageType::Schema,
@@ -707,6 +1018,11 @@ impl Message {
             Message::Jobs(_) => MessageType::Jobs,
             Message::Ok => MessageType::Ok,
             Message::Pong => MessageType::Pong,
+            Message::ApdbStored { .. } => MessageType::ApdbStored,
+            Message::ApdbValue { .. } => MessageType::ApdbValue,
+            Message::ApdbLogBytes(_) => MessageType::ApdbLogBytes,
+            Message::ApdbLogEnd { .. } => MessageType::ApdbLogEnd,
+            Message::ApdbStatusInfo(_) => MessageType::ApdbStatusInfo,
         }
     }
 
@@ -797,6 +1113,77 @@ impl Message {
                 put_u64(&mut out, stats.bytes_read);
                 put_u64(&mut out, stats.elapsed_us);
             }
+            Message::ApdbSchema { table } => {
+                out.extend_from_slice(&[*table as u8, 0, 0, 0]);
+            }
+            Message::ApdbGetObjects { region } => put_region(&mut out, region),
+            Message::ApdbGetSources {
+                table,
+                months,
+                visit_time,
+                region,
+                object_ids,
+            } => {
+                out.extend_from_slice(&[*table as u8, 0, 0, 0]);
+                put_u32(&mut out, *months);
+                out.extend_from_slice(&visit_time.to_le_bytes());
+                put_region(&mut out, region);
+                put_u32(&mut out, len_u32(object_ids.len()));
+                for id in object_ids {
+                    out.extend_from_slice(&id.to_le_bytes());
+                }
+            }
+            Message::ApdbStorePart(bytes)
+            | Message::ApdbStore(bytes)
+            | Message::ApdbLogBytes(bytes) => out.extend_from_slice(bytes),
+            Message::ApdbReassign { time, pairs } => {
+                out.extend_from_slice(&time.to_le_bytes());
+                put_u32(&mut out, len_u32(pairs.len()));
+                for (source, ss_object) in pairs {
+                    out.extend_from_slice(&source.to_le_bytes());
+                    out.extend_from_slice(&ss_object.to_le_bytes());
+                }
+            }
+            Message::ApdbCountUnassociated | Message::ApdbStatus => {}
+            Message::ApdbContainsVisitDetector { visit, detector } => {
+                out.extend_from_slice(&visit.to_le_bytes());
+                out.extend_from_slice(&detector.to_le_bytes());
+                out.extend_from_slice(&[0; 6]);
+            }
+            Message::ApdbShipLog {
+                from_seq,
+                max_bytes,
+                wait_ms,
+            } => {
+                put_u64(&mut out, *from_seq);
+                put_u32(&mut out, *max_bytes);
+                put_u32(&mut out, *wait_ms);
+            }
+            Message::ApdbStored { seq } => put_u64(&mut out, *seq),
+            Message::ApdbValue { value } => put_u64(&mut out, *value),
+            Message::ApdbLogEnd {
+                durable_seq,
+                last_seq,
+            } => {
+                put_u64(&mut out, *durable_seq);
+                put_u64(&mut out, *last_seq);
+            }
+            Message::ApdbStatusInfo(info) => {
+                out.extend_from_slice(&[
+                    u8::from(info.replica),
+                    u8::from(info.upstream_connected),
+                    0,
+                    0,
+                ]);
+                put_u32(&mut out, 0);
+                put_u64(&mut out, info.seq);
+                put_u64(&mut out, info.primary_seq);
+                put_u64(&mut out, info.lag_records);
+                out.extend_from_slice(&info.last_visit_time.to_le_bytes());
+                put_u64(&mut out, info.last_contact_ms);
+                put_str(&mut out, &info.upstream);
+                put_str(&mut out, &info.last_error);
+            }
             Message::Job(job) => put_job(&mut out, job),
             Message::Jobs(jobs) => {
                 put_u32(&mut out, u32::try_from(jobs.len()).unwrap_or(u32::MAX));
@@ -857,6 +1244,90 @@ impl Message {
             MessageType::JobCancel => Message::JobCancel { job_id: r.u64()? },
             MessageType::JobDelete => Message::JobDelete { job_id: r.u64()? },
             MessageType::Ping => Message::Ping,
+            MessageType::ApdbSchema => Message::ApdbSchema {
+                table: r.table_id(false)?,
+            },
+            MessageType::ApdbGetObjects => Message::ApdbGetObjects {
+                region: r.region()?,
+            },
+            MessageType::ApdbGetSources => {
+                let table = r.table_id(true)?;
+                let months = r.u32()?;
+                let visit_time = r.f64()?;
+                let region = r.region()?;
+                let object_ids = r.ids("object ids")?;
+                Message::ApdbGetSources {
+                    table,
+                    months,
+                    visit_time,
+                    region,
+                    object_ids,
+                }
+            }
+            MessageType::ApdbStorePart => return Ok(Message::ApdbStorePart(payload.to_vec())),
+            MessageType::ApdbStore => return Ok(Message::ApdbStore(payload.to_vec())),
+            MessageType::ApdbLogBytes => return Ok(Message::ApdbLogBytes(payload.to_vec())),
+            MessageType::ApdbReassign => {
+                let time = r.f64()?;
+                let count = r.u32()?;
+                if count > MAX_APDB_IDS {
+                    return Err(ProtoError::Malformed(format!(
+                        "{count} re-associations (at most {MAX_APDB_IDS})"
+                    )));
+                }
+                r.check_count(count, 16, "re-associations")?;
+                let mut pairs = Vec::with_capacity(count as usize);
+                for _ in 0..count {
+                    pairs.push((r.u64()? as i64, r.u64()? as i64));
+                }
+                Message::ApdbReassign { time, pairs }
+            }
+            MessageType::ApdbCountUnassociated => Message::ApdbCountUnassociated,
+            MessageType::ApdbContainsVisitDetector => {
+                let visit = r.u64()? as i64;
+                let detector = r.u16()? as i16;
+                if r.bytes(6)? != [0; 6] {
+                    return Err(ProtoError::Reserved(
+                        "APDB_CONTAINS_VISIT_DETECTOR padding".to_string(),
+                    ));
+                }
+                Message::ApdbContainsVisitDetector { visit, detector }
+            }
+            MessageType::ApdbShipLog => Message::ApdbShipLog {
+                from_seq: r.u64()?,
+                max_bytes: r.u32()?,
+                wait_ms: r.u32()?,
+            },
+            MessageType::ApdbStatus => Message::ApdbStatus,
+            MessageType::ApdbStored => Message::ApdbStored { seq: r.u64()? },
+            MessageType::ApdbValue => Message::ApdbValue { value: r.u64()? },
+            MessageType::ApdbLogEnd => Message::ApdbLogEnd {
+                durable_seq: r.u64()?,
+                last_seq: r.u64()?,
+            },
+            MessageType::ApdbStatusInfo => {
+                let flags = r.bytes(4)?;
+                if flags[0] > 1 || flags[1] > 1 || flags[2] != 0 || flags[3] != 0 {
+                    return Err(ProtoError::Reserved("APDB_STATUS_INFO flags".to_string()));
+                }
+                let (replica, upstream_connected) = (flags[0] == 1, flags[1] == 1);
+                if r.u32()? != 0 {
+                    return Err(ProtoError::Reserved(
+                        "APDB_STATUS_INFO bytes 4..8".to_string(),
+                    ));
+                }
+                Message::ApdbStatusInfo(ApdbStatusInfo {
+                    replica,
+                    upstream_connected,
+                    seq: r.u64()?,
+                    primary_seq: r.u64()?,
+                    lag_records: r.u64()?,
+                    last_visit_time: r.f64()?,
+                    last_contact_ms: r.u64()?,
+                    upstream: r.string()?,
+                    last_error: r.string()?,
+                })
+            }
             MessageType::Welcome => {
                 let version = r.u16()?;
                 r.zero_u16("WELCOME reserved")?;
@@ -954,6 +1425,29 @@ fn put_str(out: &mut Vec<u8>, value: &str) {
     out.extend_from_slice(&value.as_bytes()[..end]);
 }
 
+fn put_region(out: &mut Vec<u8>, region: &ApdbRegion) {
+    match region {
+        ApdbRegion::Circle {
+            ra_deg,
+            dec_deg,
+            radius_deg,
+        } => {
+            out.extend_from_slice(&[1, 0, 0, 0]);
+            for v in [ra_deg, dec_deg, radius_deg] {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+        ApdbRegion::Polygon(vertices) => {
+            out.extend_from_slice(&[2, 0, 0, 0]);
+            put_u32(out, len_u32(vertices.len()));
+            for (ra, dec) in vertices {
+                out.extend_from_slice(&ra.to_le_bytes());
+                out.extend_from_slice(&dec.to_le_bytes());
+            }
+        }
+    }
+}
+
 fn put_job(out: &mut Vec<u8>, job: &JobInfo) {
     put_u64(out, job.id);
     out.push(job.state as u8);
@@ -1025,6 +1519,87 @@ impl<'a> Reader<'a> {
 
     fn u64(&mut self) -> Result<u64, ProtoError> {
         Ok(u64::from_le_bytes(self.array()?))
+    }
+
+    fn f64(&mut self) -> Result<f64, ProtoError> {
+        Ok(f64::from_le_bytes(self.array()?))
+    }
+
+    /// Refuses a count of `width`-byte items the payload cannot hold,
+    /// before anything is allocated for them.
+    fn check_count(&self, count: u32, width: usize, what: &str) -> Result<(), ProtoError> {
+        if (count as usize).saturating_mul(width) > self.remaining() {
+            return Err(ProtoError::Malformed(format!(
+                "{count} {what} announced in {} bytes",
+                self.remaining()
+            )));
+        }
+        Ok(())
+    }
+
+    /// A u32 count, then that many i64s.
+    fn ids(&mut self, what: &str) -> Result<Vec<i64>, ProtoError> {
+        let count = self.u32()?;
+        if count > MAX_APDB_IDS {
+            return Err(ProtoError::Malformed(format!(
+                "{count} {what} (at most {MAX_APDB_IDS})"
+            )));
+        }
+        self.check_count(count, 8, what)?;
+        let mut ids = Vec::with_capacity(count as usize);
+        for _ in 0..count {
+            ids.push(self.u64()? as i64);
+        }
+        Ok(ids)
+    }
+
+    /// A table id byte and 3 reserved bytes; `sources_only` refuses DiaObject.
+    fn table_id(&mut self, sources_only: bool) -> Result<ApdbTableId, ProtoError> {
+        let bytes = self.bytes(4)?;
+        if bytes[1..] != [0, 0, 0] {
+            return Err(ProtoError::Reserved("APDB table id padding".to_string()));
+        }
+        match ApdbTableId::from_u8(bytes[0]) {
+            Some(ApdbTableId::DiaObject) if sources_only => Err(ProtoError::Malformed(
+                "sources are read from DiaSource (2) or DiaForcedSource (3)".to_string(),
+            )),
+            Some(table) => Ok(table),
+            None => Err(ProtoError::Malformed(format!(
+                "APDB table id {} (1 DiaObject, 2 DiaSource, 3 DiaForcedSource)",
+                bytes[0]
+            ))),
+        }
+    }
+
+    fn region(&mut self) -> Result<ApdbRegion, ProtoError> {
+        let head = self.bytes(4)?;
+        if head[1..] != [0, 0, 0] {
+            return Err(ProtoError::Reserved("APDB region padding".to_string()));
+        }
+        match head[0] {
+            1 => Ok(ApdbRegion::Circle {
+                ra_deg: self.f64()?,
+                dec_deg: self.f64()?,
+                radius_deg: self.f64()?,
+            }),
+            2 => {
+                let count = self.u32()?;
+                if count > MAX_REGION_VERTICES {
+                    return Err(ProtoError::Malformed(format!(
+                        "a polygon of {count} vertices (at most {MAX_REGION_VERTICES})"
+                    )));
+                }
+                self.check_count(count, 16, "polygon vertices")?;
+                let mut vertices = Vec::with_capacity(count as usize);
+                for _ in 0..count {
+                    vertices.push((self.f64()?, self.f64()?));
+                }
+                Ok(ApdbRegion::Polygon(vertices))
+            }
+            kind => Err(ProtoError::Malformed(format!(
+                "APDB region kind {kind} (1 circle, 2 polygon)"
+            ))),
+        }
     }
 
     fn zero_u16(&mut self, what: &str) -> Result<(), ProtoError> {
@@ -1176,6 +1751,58 @@ mod tests {
             Message::Jobs(vec![sample_job(), sample_job()]),
             Message::Ok,
             Message::Pong,
+            Message::ApdbSchema {
+                table: ApdbTableId::DiaSource,
+            },
+            Message::ApdbGetObjects {
+                region: ApdbRegion::Circle {
+                    ra_deg: 1.0,
+                    dec_deg: -2.0,
+                    radius_deg: 0.5,
+                },
+            },
+            Message::ApdbGetSources {
+                table: ApdbTableId::DiaForcedSource,
+                months: 12,
+                visit_time: 60000.5,
+                region: ApdbRegion::Polygon(vec![(0.0, 0.0), (1.0, 0.0), (0.0, 1.0)]),
+                object_ids: vec![1, -2, i64::MAX],
+            },
+            Message::ApdbStorePart(vec![1, 2]),
+            Message::ApdbStore(vec![3]),
+            Message::ApdbReassign {
+                time: 60001.0,
+                pairs: vec![(5, 6), (7, 8)],
+            },
+            Message::ApdbCountUnassociated,
+            Message::ApdbContainsVisitDetector {
+                visit: 9,
+                detector: -3,
+            },
+            Message::ApdbShipLog {
+                from_seq: 10,
+                max_bytes: 1 << 20,
+                wait_ms: 500,
+            },
+            Message::ApdbStatus,
+            Message::ApdbStored { seq: 11 },
+            Message::ApdbValue { value: 12 },
+            Message::ApdbLogBytes(vec![0xAA; 5]),
+            Message::ApdbLogEnd {
+                durable_seq: 13,
+                last_seq: 14,
+            },
+            Message::ApdbStatusInfo(ApdbStatusInfo {
+                replica: true,
+                upstream_connected: true,
+                seq: 1,
+                primary_seq: 2,
+                lag_records: 1,
+                last_visit_time: 60000.25,
+                last_contact_ms: 7,
+                upstream: "127.0.0.1:1".to_string(),
+                last_error: "gone".to_string(),
+            }),
         ]
     }
 
@@ -1217,7 +1844,8 @@ mod tests {
             ids,
             [
                 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0A, 0x41, 0x42, 0x43, 0x44,
-                0x45, 0x46, 0x47, 0x48, 0x49, 0x4A, 0x4B
+                0x45, 0x46, 0x47, 0x48, 0x49, 0x4A, 0x4B, 0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16,
+                0x17, 0x18, 0x19, 0x4C, 0x4D, 0x4E, 0x4F, 0x50
             ]
         );
         for id in 0..=255u8 {
@@ -1229,7 +1857,8 @@ mod tests {
         assert_eq!(ErrorCode::SlowReader as u16, 15);
         assert_eq!(ErrorCode::Syntax as u16, 100);
         assert_eq!(ErrorCode::Timeout as u16, 110);
-        for code in [1u16, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15] {
+        assert_eq!(ErrorCode::ReadOnly as u16, 16);
+        for code in [1u16, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16] {
             assert_eq!(ErrorCode::from_u16(code) as u16, code);
         }
         for code in 100u16..=110 {
@@ -1294,6 +1923,46 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn apdb_store_bodies_round_trip_and_bad_ones_are_errors() {
+        let body = ApdbStoreBody {
+            visit_time: 60000.5,
+            visit_detectors: vec![(1, 2), (1, -3)],
+            close_object_ids: vec![4, 5],
+            tables: [vec![1, 2, 3], Vec::new(), vec![9]],
+        };
+        let bytes = body.encode();
+        assert_eq!(ApdbStoreBody::decode(&bytes).unwrap(), body);
+        // Every strict prefix is truncated, one more byte is trailing.
+        for cut in 0..bytes.len() {
+            assert!(ApdbStoreBody::decode(&bytes[..cut]).is_err(), "cut {cut}");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(ApdbStoreBody::decode(&longer).is_err());
+        // A huge pair count fails before allocating.
+        let mut huge = 1.0f64.to_le_bytes().to_vec();
+        huge.extend_from_slice(&u32::MAX.to_le_bytes());
+        assert!(ApdbStoreBody::decode(&huge).is_err());
+        let mut huge = 1.0f64.to_le_bytes().to_vec();
+        huge.extend_from_slice(&9_000u32.to_le_bytes());
+        assert!(ApdbStoreBody::decode(&huge).is_err());
+        // Bad regions and table ids.
+        assert!(Message::decode(MessageType::ApdbGetObjects, &[3, 0, 0, 0]).is_err());
+        assert!(
+            Message::decode(
+                MessageType::ApdbGetObjects,
+                &[2, 0, 0, 0, 255, 255, 255, 255]
+            )
+            .is_err()
+        );
+        assert!(Message::decode(MessageType::ApdbSchema, &[4, 0, 0, 0]).is_err());
+        assert!(Message::decode(MessageType::ApdbSchema, &[1, 1, 0, 0]).is_err());
+        let mut sources = vec![1u8, 0, 0, 0];
+        sources.extend_from_slice(&[0; 12]);
+        assert!(Message::decode(MessageType::ApdbGetSources, &sources).is_err());
     }
 
     #[test]

@@ -103,6 +103,12 @@ pub fn decode_frames(data: &[u8]) {
             match decoder.next_frame() {
                 Ok(Some(frame)) => {
                     if let Ok(message) = Message::decode(frame.message_type, &frame.payload) {
+                        if let Message::ApdbStore(body) | Message::ApdbStorePart(body) = &message
+                            && let Ok(decoded) =
+                                skyscan_client::proto::ApdbStoreBody::decode(body)
+                        {
+                            assert_eq!(&decoded.encode(), body, "a store body re-encodes");
+                        }
                         assert_eq!(message.message_type(), frame.message_type);
                         assert_eq!(
                             message.encode_payload(),
@@ -122,7 +128,9 @@ pub fn decode_frames(data: &[u8]) {
 /// A valid stream of one frame of every message type: the seed the smoke
 /// driver mutates (the libFuzzer corpus starts from it too).
 pub fn frame_seed() -> Vec<u8> {
-    use skyscan_client::proto::{EndStats, ErrorCode, JobInfo, JobState, Message};
+    use skyscan_client::proto::{
+        ApdbRegion, ApdbStoreBody, ApdbTableId, EndStats, ErrorCode, JobInfo, JobState, Message,
+    };
     let job = JobInfo {
         id: 3,
         state: JobState::Done,
@@ -181,6 +189,47 @@ pub fn frame_seed() -> Vec<u8> {
         Message::Jobs(vec![job]),
         Message::Ok,
         Message::Pong,
+        Message::ApdbGetObjects {
+            region: ApdbRegion::Circle {
+                ra_deg: 45.0,
+                dec_deg: -30.0,
+                radius_deg: 1.75,
+            },
+        },
+        Message::ApdbGetSources {
+            table: ApdbTableId::DiaSource,
+            months: 12,
+            visit_time: 60000.0,
+            region: ApdbRegion::Polygon(vec![(0.0, 0.0), (1.0, 0.0), (0.0, 1.0)]),
+            object_ids: vec![1, 2, 3],
+        },
+        Message::ApdbStore(
+            ApdbStoreBody {
+                visit_time: 60000.0,
+                visit_detectors: vec![(1, 2)],
+                close_object_ids: vec![5],
+                tables: [vec![1, 2], Vec::new(), vec![3]],
+            }
+            .encode(),
+        ),
+        Message::ApdbReassign {
+            time: 60001.0,
+            pairs: vec![(1, 2)],
+        },
+        Message::ApdbContainsVisitDetector {
+            visit: 1,
+            detector: 2,
+        },
+        Message::ApdbShipLog {
+            from_seq: 1,
+            max_bytes: 1 << 20,
+            wait_ms: 0,
+        },
+        Message::ApdbLogEnd {
+            durable_seq: 2,
+            last_seq: 1,
+        },
+        Message::ApdbStatusInfo(Default::default()),
     ];
     let mut out = vec![7u8];
     for (index, message) in messages.iter().enumerate() {

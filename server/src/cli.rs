@@ -71,6 +71,67 @@ pub struct ServeArgs {
     /// Do not log connections and errors.
     #[arg(long)]
     quiet: bool,
+    /// Serve the live alert-production catalog (APDB) in this directory:
+    /// the `APDB_*` protocol messages, and SQL on `apdb.DiaObject`, … .
+    #[arg(long)]
+    apdb: Option<PathBuf>,
+    /// The felis YAML of the APDB (default: DIR/apdb.yaml).
+    #[arg(long, requires = "apdb")]
+    apdb_schema: Option<PathBuf>,
+    /// Open the APDB as a read-only replica following the primary served
+    /// at HOST:PORT (log shipping over the protocol).
+    #[arg(long, requires = "apdb")]
+    apdb_replica_of: Option<String>,
+    /// The token sent to the primary (default: this server's --token).
+    #[arg(long, requires = "apdb_replica_of")]
+    apdb_upstream_token: Option<String>,
+}
+
+/// Opens the APDB of `serve --apdb` and attaches it to `engine` as
+/// database `apdb`.
+fn open_apdb(
+    args: &ServeArgs,
+    engine: &QueryEngine,
+) -> Result<Option<Arc<skyscan_server::apdb_service::ApdbService>>, String> {
+    use skyscan_engine::apdb::{Apdb, ApdbConfig, FelisSchema};
+    use skyscan_server::apdb_service::ApdbService;
+    let Some(dir) = &args.apdb else {
+        return Ok(None);
+    };
+    let schema_path = args
+        .apdb_schema
+        .clone()
+        .unwrap_or_else(|| dir.join("apdb.yaml"));
+    let felis = FelisSchema::from_file(&schema_path)
+        .map_err(|e| format!("serve: --apdb-schema {}: {e}", schema_path.display()))?;
+    let service = match &args.apdb_replica_of {
+        None => {
+            let (apdb, _) = Apdb::open_with_schema(dir, felis, ApdbConfig::default())
+                .map_err(|e| format!("serve: --apdb {}: {e}", dir.display()))?;
+            ApdbService::primary(Arc::new(apdb))?
+        }
+        Some(upstream) => {
+            let apdb = Apdb::open_replica(dir, felis, ApdbConfig::default())
+                .map_err(|e| format!("serve: --apdb {}: {e}", dir.display()))?;
+            let token = args
+                .apdb_upstream_token
+                .clone()
+                .or_else(|| args.token.clone())
+                .or_else(|| {
+                    std::env::var("SKYSCAN_TOKEN")
+                        .ok()
+                        .filter(|t| !t.is_empty())
+                });
+            let options = ConnectOptions {
+                token,
+                client_name: format!("skyscan-apdb-replica/{}", env!("CARGO_PKG_VERSION")),
+                ..ConnectOptions::default()
+            };
+            ApdbService::replica(Arc::new(apdb), upstream, options)?
+        }
+    };
+    engine.attach_apdb("apdb", Arc::clone(service.apdb()));
+    Ok(Some(service))
 }
 
 /// Set by SIGINT / SIGTERM.
@@ -113,6 +174,7 @@ pub fn serve(args: &ServeArgs) -> Result<(), String> {
             ..EngineOptions::default()
         },
     ));
+    let apdb = open_apdb(args, &engine)?;
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
@@ -138,6 +200,7 @@ pub fn serve(args: &ServeArgs) -> Result<(), String> {
         jobs: Some(jobs),
         grace: Duration::from_secs(args.grace_secs),
         log: !args.quiet,
+        apdb,
         ..ServerConfig::default()
     };
     install_signal_handlers();

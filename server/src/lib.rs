@@ -7,6 +7,7 @@
 //! (`skyscan_client::proto`), which both ends use; SPEC.md part 4 is its
 //! normative description.
 
+pub mod apdb_service;
 pub mod arrow_conv;
 pub mod jobs;
 pub mod outbox;

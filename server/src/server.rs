@@ -148,6 +148,9 @@ pub struct ServerConfig {
     pub grace: Duration,
     /// Log connections and errors to stderr.
     pub log: bool,
+    /// The APDB served by the `APDB_*` messages (`None`: they are answered
+    /// `UNSUPPORTED`). See `apdb_service`.
+    pub apdb: Option<Arc<crate::apdb_service::ApdbService>>,
 }
 
 impl Default for ServerConfig {
@@ -169,6 +172,7 @@ impl Default for ServerConfig {
             jobs: None,
             grace: Duration::from_secs(30),
             log: true,
+            apdb: None,
         }
     }
 }
@@ -190,14 +194,14 @@ pub struct ServerStats {
 
 /// A global limit on running queries: a counting semaphore.
 #[derive(Debug)]
-struct Admission {
+pub(crate) struct Admission {
     running: Mutex<usize>,
     freed: Condvar,
     max: usize,
 }
 
 impl Admission {
-    fn acquire(&self, cancel: &CancelToken, deadline: Instant) -> bool {
+    pub(crate) fn acquire(&self, cancel: &CancelToken, deadline: Instant) -> bool {
         let mut running = lock(&self.running);
         while *running >= self.max {
             if cancel.is_cancelled() || Instant::now() >= deadline {
@@ -212,7 +216,7 @@ impl Admission {
         true
     }
 
-    fn release(&self) {
+    pub(crate) fn release(&self) {
         let mut running = lock(&self.running);
         *running = running.saturating_sub(1);
         drop(running);
@@ -227,12 +231,12 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     }
 }
 
-struct Shared {
+pub(crate) struct Shared {
     engine: Arc<QueryEngine>,
-    config: ServerConfig,
+    pub(crate) config: ServerConfig,
     jobs: Option<Arc<JobManager>>,
     stats: ServerStats,
-    shutting_down: AtomicBool,
+    pub(crate) shutting_down: AtomicBool,
     connections: AtomicUsize,
     next_connection: AtomicU64,
     /// Running queries (all connections) by a server-wide id.
@@ -241,7 +245,7 @@ struct Shared {
     next_query: AtomicU64,
     /// Sockets of open connections, to close them at shutdown.
     sockets: Mutex<HashMap<u64, TcpStream>>,
-    admission: Admission,
+    pub(crate) admission: Admission,
 }
 
 /// A running server; [`ServerHandle::shutdown`] stops it.
@@ -364,6 +368,9 @@ impl ServerHandle {
             cancel.cancel();
         }
         drop(queries);
+        if let Some(apdb) = &shared.config.apdb {
+            apdb.stop();
+        }
         if let Some(jobs) = &shared.jobs {
             jobs.shutdown(Duration::ZERO.max(deadline.saturating_duration_since(Instant::now())));
         }
@@ -585,6 +592,7 @@ fn serve_connection(shared: &Arc<Shared>, id: u64, mut stream: TcpStream) -> Res
         outbox: Arc::clone(&outbox),
         in_flight: Arc::clone(&in_flight),
         threads: Vec::new(),
+        apdb_parts: Default::default(),
     };
     let result = conn.request_loop(&mut stream);
     // Whatever ended the connection, its queries stop.
@@ -638,19 +646,21 @@ fn writer_loop(
     Ok(())
 }
 
-struct Connection {
-    shared: Arc<Shared>,
+pub(crate) struct Connection {
+    pub(crate) shared: Arc<Shared>,
     user: String,
-    outbox: Arc<Outbox>,
-    in_flight: Arc<Mutex<HashMap<u32, CancelToken>>>,
-    threads: Vec<JoinHandle<()>>,
+    pub(crate) outbox: Arc<Outbox>,
+    pub(crate) in_flight: Arc<Mutex<HashMap<u32, CancelToken>>>,
+    pub(crate) threads: Vec<JoinHandle<()>>,
+    /// Pieces of APDB stores still arriving.
+    pub(crate) apdb_parts: crate::apdb_service::StoreParts,
 }
 
 /// How often a waiting reader checks for shutdown and idleness.
 const TICK: Duration = Duration::from_millis(250);
 
 impl Connection {
-    fn send(&self, request_id: u32, message: &Message) {
+    pub(crate) fn send(&self, request_id: u32, message: &Message) {
         let _ = self.outbox.push_control(message.to_frame_bytes(request_id));
     }
 
@@ -734,6 +744,10 @@ impl Connection {
                 return Ok(());
             }
         };
+        if message_type.is_apdb_request() {
+            crate::apdb_service::handle(self, request_id, message);
+            return Ok(());
+        }
         let shutting_down = self.shared.shutting_down.load(Ordering::Acquire);
         match message {
             Message::Query {
@@ -872,7 +886,7 @@ impl Connection {
 
     /// Registers request `request_id` as in flight; answers and returns
     /// `None` when the per-connection limit or a duplicate id refuses it.
-    fn register(&self, request_id: u32) -> Option<CancelToken> {
+    pub(crate) fn register(&self, request_id: u32) -> Option<CancelToken> {
         let mut in_flight = lock(&self.in_flight);
         if in_flight.contains_key(&request_id) {
             drop(in_flight);
@@ -994,7 +1008,7 @@ impl Connection {
 }
 
 impl Shared {
-    fn register_query(&self, cancel: &CancelToken) -> u64 {
+    pub(crate) fn register_query(&self, cancel: &CancelToken) -> u64 {
         let id = self.next_query.fetch_add(1, Ordering::Relaxed);
         lock(&self.queries).insert(id, cancel.clone());
         if self.shutting_down.load(Ordering::Acquire) && self.config.grace.is_zero() {
@@ -1003,7 +1017,7 @@ impl Shared {
         id
     }
 
-    fn deregister_query(&self, id: u64) {
+    pub(crate) fn deregister_query(&self, id: u64) {
         lock(&self.queries).remove(&id);
         self.queries_done.notify_all();
     }

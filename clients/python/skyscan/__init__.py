@@ -15,6 +15,16 @@ Asynchronous queries (Qserv's ``SUBMIT``)::
     conn.wait(qid)                 # or poll conn.status(qid)
     table = conn.fetch(qid)        # also from another connection
     conn.delete(qid)
+
+The live alert-production catalog (a server started with ``--apdb DIR``)::
+
+    region = skyscan.Circle(45.0, -30.0, 1.75)       # or skyscan.Polygon([(ra, dec), ...])
+    objects = conn.apdb.get_dia_objects(region)      # pyarrow.Table
+    ids = objects["diaObjectId"].to_pylist()
+    sources = conn.apdb.get_dia_sources(region, ids, visit_time, months=12)
+    forced = conn.apdb.get_dia_forced_sources(region, ids, visit_time, months=12)
+    seq = conn.apdb.store(visit_time, objects, sources, forced)   # pyarrow Tables or pandas
+    conn.apdb.status()                               # role, sequence number, replica lag
 """
 
 import socket
@@ -36,6 +46,10 @@ __all__ = [
     "Progress",
     "to_astropy",
     "PROTOCOL_VERSION",
+    "Apdb",
+    "ApdbStatus",
+    "Circle",
+    "Polygon",
 ]
 
 PROTOCOL_VERSION = 1
@@ -48,13 +62,19 @@ _WAITALL = getattr(socket, "MSG_WAITALL", 0)
 # Message type ids (SPEC.md part 4, section 4).
 HELLO, QUERY, CANCEL, SUBMIT, JOB_STATUS, JOB_LIST, FETCH, JOB_CANCEL, JOB_DELETE, PING = range(1, 11)
 WELCOME, ERROR, SCHEMA, BATCH, PROGRESS, END, SUBMITTED, JOB, JOBS, OK, PONG = range(0x41, 0x4C)
+(APDB_SCHEMA, APDB_GET_OBJECTS, APDB_GET_SOURCES, APDB_STORE_PART, APDB_STORE, APDB_REASSIGN,
+ APDB_COUNT_UNASSOCIATED, APDB_CONTAINS_VISIT_DETECTOR, APDB_SHIP_LOG, APDB_STATUS) = range(0x10, 0x1A)
+APDB_STORED, APDB_VALUE, APDB_LOG_BYTES, APDB_LOG_END, APDB_STATUS_INFO = range(0x4C, 0x51)
+
+#: APDB table ids (SPEC.md part 4, section 5.1).
+APDB_TABLES = {"DiaObject": 1, "DiaSource": 2, "DiaForcedSource": 3}
 
 #: Error codes (SPEC.md part 4, section 6) by value.
 ERROR_NAMES = {
     1: "malformed", 2: "version", 3: "auth", 4: "frame too large", 5: "unknown message",
     6: "too many connections", 7: "too many queries", 8: "idle timeout", 9: "shutting down",
     10: "duplicate request", 11: "no such job", 12: "job not ready", 13: "busy",
-    14: "handshake timeout", 15: "slow reader",
+    14: "handshake timeout", 15: "slow reader", 16: "read only",
     100: "syntax", 101: "unsupported", 102: "name", 103: "type", 104: "invalid argument",
     105: "limit", 106: "cancelled", 107: "corrupt", 108: "io", 109: "internal", 110: "timeout",
 }
@@ -181,6 +201,7 @@ class Connection:
         self._sock = socket.create_connection((host, port), timeout=timeout)
         self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._next_id = 1
+        self._apdb = None
         #: Bytes of frames received so far (headers and payloads).
         self.bytes_received = 0
         hello = (HELLO_MAGIC + struct.pack("<HH", PROTOCOL_VERSION, PROTOCOL_VERSION)
@@ -323,6 +344,23 @@ class Connection:
         """Deletes asynchronous query ``query_id`` and its result."""
         self._call(JOB_DELETE, struct.pack("<Q", query_id))
 
+    @property
+    def apdb(self) -> "Apdb":
+        """The live alert-production catalog of the server (``--apdb``)."""
+        if self._apdb is None:
+            self._apdb = Apdb(self)
+        return self._apdb
+
+    def _reply(self, rid: int):
+        """The next frame of request ``rid`` (an ERROR raises)."""
+        while True:
+            got, got_rid, body = self._read_frame()
+            if got_rid != rid:
+                continue
+            if got == ERROR:
+                _raise_error(body)
+            return got, body
+
     def ping(self) -> float:
         """A round trip; returns its time in seconds."""
         started = time.perf_counter()
@@ -416,3 +454,217 @@ def to_astropy(table: pa.Table):
     for name, column in zip(table.column_names, table.columns):
         columns[name] = column.to_numpy(zero_copy_only=False)
     return Table(columns)
+
+
+# -- the APDB ---------------------------------------------------------------
+
+
+@dataclass
+class Circle:
+    """A circle on the sky: centre (ra, dec) and radius, degrees."""
+
+    ra: float
+    dec: float
+    radius: float
+
+
+@dataclass
+class Polygon:
+    """A convex polygon on the sky: (ra, dec) vertices in degrees (3 to 20)."""
+
+    vertices: List[tuple]
+
+
+@dataclass
+class ApdbStatus:
+    """The server's APDB: role, position and replication lag."""
+
+    replica: bool
+    upstream_connected: bool
+    seq: int
+    primary_seq: int
+    lag_records: int
+    last_visit_time: float
+    last_contact_ms: Optional[int]
+    upstream: str
+    last_error: str
+
+
+def _region(region) -> bytes:
+    if isinstance(region, tuple) and len(region) == 3 and not isinstance(region[0], (tuple, list)):
+        region = Circle(*region)
+    elif isinstance(region, (list, tuple)):
+        region = Polygon(list(region))
+    if isinstance(region, Circle):
+        return struct.pack("<B3x3d", 1, float(region.ra), float(region.dec), float(region.radius))
+    if isinstance(region, Polygon):
+        out = [struct.pack("<B3xI", 2, len(region.vertices))]
+        for ra, dec in region.vertices:
+            out.append(struct.pack("<2d", float(ra), float(dec)))
+        return b"".join(out)
+    raise TypeError("a region is a skyscan.Circle or skyscan.Polygon, not %r" % (region,))
+
+
+def _ids(ids) -> bytes:
+    ids = [int(i) for i in ids]
+    return struct.pack("<I%dq" % len(ids), len(ids), *ids)
+
+
+def _as_table(rows) -> Optional[pa.Table]:
+    """A pyarrow Table from a Table, RecordBatch, pandas DataFrame or None."""
+    if rows is None:
+        return None
+    if isinstance(rows, pa.Table):
+        return rows
+    if isinstance(rows, pa.RecordBatch):
+        return pa.Table.from_batches([rows])
+    if hasattr(rows, "to_dict") and hasattr(rows, "columns"):  # pandas
+        return pa.Table.from_pandas(rows, preserve_index=False)
+    raise TypeError("rows must be a pyarrow Table or RecordBatch or a pandas DataFrame")
+
+
+class Apdb:
+    """The per-visit operations of the alert pipeline on a server started
+    with ``--apdb`` (``conn.apdb``). Results are ``pyarrow.Table``s (or
+    pandas / astropy with ``output=``); writes return the log sequence
+    number once the server made them durable."""
+
+    def __init__(self, conn: Connection):
+        self._conn = conn
+        self._schemas = {}
+
+    def _result(self, mtype: int, payload: bytes, output: str = "arrow"):
+        rid = self._conn._request_id()
+        self._conn._send(mtype, rid, payload)
+        return _convert(ResultStream(self._conn, rid, None).read_all(), output)
+
+    def schema(self, table: str) -> pa.Schema:
+        """The Arrow schema of ``DiaObject``, ``DiaSource`` or ``DiaForcedSource``."""
+        if table not in APDB_TABLES:
+            raise ValueError("table must be one of %s" % ", ".join(APDB_TABLES))
+        if table not in self._schemas:
+            result = self._result(APDB_SCHEMA, struct.pack("<B3x", APDB_TABLES[table]))
+            self._schemas[table] = result.schema
+        return self._schemas[table]
+
+    def get_dia_objects(self, region, output: str = "arrow"):
+        """The latest versions of the DiaObjects in ``region``."""
+        return self._result(APDB_GET_OBJECTS, _region(region), output)
+
+    def _sources(self, table, region, object_ids, visit_time, months, output):
+        payload = (struct.pack("<B3xId", APDB_TABLES[table], int(months), float(visit_time))
+                   + _region(region) + _ids(object_ids))
+        return self._result(APDB_GET_SOURCES, payload, output)
+
+    def get_dia_sources(self, region, object_ids, visit_time: float, months: int = 12,
+                        output: str = "arrow"):
+        """DiaSources of ``object_ids`` in ``region`` with midpointMjdTai in
+        (visit_time - 30 * months, visit_time)."""
+        return self._sources("DiaSource", region, object_ids, visit_time, months, output)
+
+    def get_dia_forced_sources(self, region, object_ids, visit_time: float, months: int = 12,
+                               output: str = "arrow"):
+        """DiaForcedSources, as :meth:`get_dia_sources`."""
+        return self._sources("DiaForcedSource", region, object_ids, visit_time, months, output)
+
+    def _encode_table(self, name: str, rows) -> bytes:
+        table = _as_table(rows)
+        if table is None or table.num_rows == 0:
+            return b""
+        # Cast columns to the server's types where they differ (pandas and
+        # Python ints are int64, the schema has int16 detectors, float32
+        # positions, ...); a value that does not fit raises here.
+        schema = self.schema(name)
+        columns, fields = [], []
+        for field, column in zip(table.schema, table.columns):
+            if field.name in schema.names:
+                target = schema.field(field.name).type
+                if column.type != target:
+                    column = column.cast(target, safe=True)
+                    field = pa.field(field.name, target)
+            columns.append(column)
+            fields.append(field)
+        table = pa.Table.from_arrays(columns, schema=pa.schema(fields))
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        return sink.getvalue().to_pybytes()
+
+    def store(self, visit_time: float, objects=None, sources=None, forced=None,
+              visit_detectors=None, close_object_ids=()) -> int:
+        """Stores one visit (or one CCD) atomically; returns its log
+        sequence number once durable. ``visit_detectors`` defaults to the
+        (visit, detector) pairs of ``sources`` and ``forced``."""
+        encoded = [self._encode_table("DiaObject", objects),
+                   self._encode_table("DiaSource", sources),
+                   self._encode_table("DiaForcedSource", forced)]
+        if visit_detectors is None:
+            pairs = set()
+            for rows in (sources, forced):
+                table = _as_table(rows)
+                if table is not None and table.num_rows:
+                    pairs.update(zip(table["visit"].to_pylist(), table["detector"].to_pylist()))
+            visit_detectors = sorted(pairs)
+        if not visit_detectors:
+            raise ValueError("store needs the (visit, detector) pairs it completes")
+        body = [struct.pack("<dI", float(visit_time), len(visit_detectors))]
+        for visit, detector in visit_detectors:
+            body.append(struct.pack("<qh6x", int(visit), int(detector)))
+        body.append(_ids(close_object_ids))
+        for data in encoded:
+            body.append(struct.pack("<I", len(data)))
+            body.append(data)
+        body = b"".join(body)
+        # A body above the server's frame limit travels in pieces.
+        piece = max(1, self._conn.max_frame_bytes)
+        rid = self._conn._request_id()
+        view = memoryview(body)
+        while len(view) > piece:
+            self._conn._send(APDB_STORE_PART, rid, bytes(view[:piece]))
+            view = view[piece:]
+        self._conn._send(APDB_STORE, rid, bytes(view))
+        mtype, reply = self._conn._reply(rid)
+        if mtype != APDB_STORED:
+            raise ProtocolError("expected APDB_STORED, got type 0x%02x" % mtype)
+        return struct.unpack("<Q", reply)[0]
+
+    def reassign_dia_sources(self, pairs, time: float) -> int:
+        """Re-associates DiaSources with solar-system objects:
+        ``pairs`` of (diaSourceId, ssObjectId). Returns the sequence number."""
+        pairs = [(int(a), int(b)) for a, b in pairs]
+        payload = struct.pack("<dI", float(time), len(pairs)) + b"".join(
+            struct.pack("<2q", a, b) for a, b in pairs)
+        mtype, reply = self._conn._call(APDB_REASSIGN, payload)
+        if mtype != APDB_STORED:
+            raise ProtocolError("expected APDB_STORED")
+        return struct.unpack("<Q", reply)[0]
+
+    def count_unassociated_objects(self) -> int:
+        """Latest DiaObject versions with a single DiaSource."""
+        mtype, reply = self._conn._call(APDB_COUNT_UNASSOCIATED)
+        if mtype != APDB_VALUE:
+            raise ProtocolError("expected APDB_VALUE")
+        return struct.unpack("<Q", reply)[0]
+
+    def contains_visit_detector(self, visit: int, detector: int) -> bool:
+        """Whether (visit, detector) has been stored."""
+        mtype, reply = self._conn._call(APDB_CONTAINS_VISIT_DETECTOR,
+                                        struct.pack("<qh6x", int(visit), int(detector)))
+        if mtype != APDB_VALUE:
+            raise ProtocolError("expected APDB_VALUE")
+        return struct.unpack("<Q", reply)[0] != 0
+
+    def status(self) -> ApdbStatus:
+        """Role, last visible sequence number and, on a replica, its lag."""
+        mtype, reply = self._conn._call(APDB_STATUS)
+        if mtype != APDB_STATUS_INFO:
+            raise ProtocolError("expected APDB_STATUS_INFO")
+        r = _Reader(reply)
+        replica, connected, _r1, _r2, _r3 = r.unpack("<BBBBI")
+        seq, primary_seq, lag, last_visit, contact = r.unpack("<QQQdQ")
+        return ApdbStatus(
+            replica=bool(replica), upstream_connected=bool(connected), seq=seq,
+            primary_seq=primary_seq, lag_records=lag, last_visit_time=last_visit,
+            last_contact_ms=None if contact == 0xFFFFFFFFFFFFFFFF else contact,
+            upstream=r.string(), last_error=r.string(),
+        )

@@ -186,6 +186,38 @@ impl Apdb {
         Ok(applied)
     }
 
+    /// Replica: forgets the bytes of an incomplete record kept by
+    /// [`Apdb::apply_log`]. A follower calls it when its stream broke off
+    /// (a lost connection) before asking again from its last applied
+    /// record, so the new stream does not continue a torn one.
+    pub fn reset_log_stream(&self) {
+        lock(&self.shared.stream_buffer).clear();
+    }
+
+    /// Waits until the record `seq` is durable and visible, or `timeout`
+    /// passes; returns the last visible sequence number. Long polls of log
+    /// shipping wait here instead of asking again and again.
+    pub fn wait_for_seq(&self, seq: u64, timeout: std::time::Duration) -> u64 {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut sync = lock(&self.shared.sync);
+        while sync.published_seq < seq {
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                break;
+            }
+            sync = match self.shared.synced.wait_timeout(sync, deadline - now) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+        sync.published_seq
+    }
+
+    /// Whether this APDB is a read-only replica.
+    pub fn is_replica(&self) -> bool {
+        self.shared.read_only
+    }
+
     /// Replica: how far it is behind the primary.
     pub fn replica_status(&self) -> ReplicaStatus {
         let snap = read_lock(&self.shared.snapshot);

@@ -408,26 +408,46 @@ pub fn read_from(
     let Some(start) = files.iter().rposition(|(first, _)| *first <= from_seq) else {
         return Ok(None);
     };
+    // Records before `from_seq` are stepped over by their headers alone
+    // (a read of 32 bytes each, no body read, no CRC): a shipment costs
+    // the records it sends, not the whole log file before them.
     for (_, path) in &files[start..] {
-        let mut bytes = Vec::new();
-        match File::open(path).and_then(|mut f| f.read_to_end(&mut bytes)) {
-            Ok(_) => {}
+        let file = match File::open(path) {
+            Ok(f) => f,
             // Removed by a checkpoint between the listing and the read.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(ApdbError::io(format!("reading {}", path.display()), e)),
-        }
-        let mut offset = WAL_HEADER_LEN.min(bytes.len());
-        while let Parsed::Record(record, len) = parse_record(&bytes[offset..]) {
-            if record.seq > durable_seq {
+            Err(e) => return Err(ApdbError::io(format!("opening {}", path.display()), e)),
+        };
+        let read_err = |e: std::io::Error| ApdbError::io(format!("reading {}", path.display()), e);
+        let file_len = file.metadata().map_err(read_err)?.len();
+        let mut offset = WAL_HEADER_LEN as u64;
+        while offset + RECORD_HEADER_LEN as u64 <= file_len {
+            let mut header = [0u8; RECORD_HEADER_LEN];
+            std::os::unix::fs::FileExt::read_exact_at(&file, &mut header, offset)
+                .map_err(read_err)?;
+            if let Parsed::Invalid(_) = parse_record(&header) {
+                break; // a torn or unfinished tail: nothing durable follows
+            }
+            let seq = u64::from_le_bytes(header[8..16].try_into().unwrap_or_default());
+            let body_len = u32::from_le_bytes(header[16..20].try_into().unwrap_or_default());
+            let total = RECORD_HEADER_LEN as u64 + u64::from(body_len);
+            if seq > durable_seq || offset + total > file_len {
                 return Ok(Some(out));
             }
-            if record.seq >= from_seq {
-                out.extend_from_slice(&bytes[offset..offset + len]);
+            if seq >= from_seq {
+                let at = out.len();
+                out.resize(at + total as usize, 0);
+                std::os::unix::fs::FileExt::read_exact_at(&file, &mut out[at..], offset)
+                    .map_err(read_err)?;
+                if !matches!(parse_record(&out[at..]), Parsed::Record(..)) {
+                    out.truncate(at);
+                    return Ok(Some(out));
+                }
                 if out.len() >= max_bytes {
                     return Ok(Some(out));
                 }
             }
-            offset += len;
+            offset += total;
         }
     }
     Ok(Some(out))
