@@ -20,7 +20,6 @@ use skyscan_engine::synth::{ObjectSpec, SourceSpec, generate_objects, generate_s
 use skyscan_engine::table::Table;
 use skyscan_format::{ChunkFile, ColumnData};
 use skyscan_kernel::take::take;
-use skyscan_kernel::value::Scalar;
 use skyscan_sky::{Chunker, Circle, Region};
 
 /// Options of `skyscan demo`.
@@ -199,15 +198,26 @@ pub fn run(args: &DemoArgs) -> Result<(), String> {
     cone_demo(&objects, &chunker, &files, &chunk_ids, spec.footprint)?;
     drop(files);
 
-    // 6. The query mix of Qserv's performance tests, through the engine.
-    let engine = QueryEngine::new(
+    // 6. The query mix of Qserv's performance tests, through an embedded
+    //    server (loopback, a free port) and the Rust client, as a user
+    //    would ask it.
+    let engine = std::sync::Arc::new(QueryEngine::new(
         Database::open(&args.dir).map_err(|e| e.to_string())?,
         EngineOptions {
             default_database: Some(DEMO_DATABASE.to_string()),
             ..EngineOptions::default()
         },
-    );
-    query_mix(&engine, &objects, spec.footprint)?;
+    ));
+    let server = skyscan_server::start(
+        engine,
+        skyscan_server::ServerConfig {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            ..skyscan_server::ServerConfig::default()
+        },
+    )?;
+    let mix = query_mix(server.local_addr(), &objects, spec.footprint);
+    server.shutdown();
+    mix?;
 
     // 7. Many scans at once, riding one convoy. The demo's catalog has few
     //    chunks, and queries touching fewer than 10 bypass the convoys, so
@@ -251,7 +261,7 @@ struct MixQuery {
 /// Runs LSST's query classes (LDM-552: LV low-volume, HV high-volume) and
 /// prints each query, the first rows of its answer and its time.
 fn query_mix(
-    engine: &QueryEngine,
+    server: std::net::SocketAddr,
     objects: &Table,
     footprint: skyscan_engine::synth::Footprint,
 ) -> Result<(), String> {
@@ -316,11 +326,17 @@ fn query_mix(
             show: 6,
         },
     ];
-    println!("\n6. LSST's query classes (LDM-552), through the query engine:\n");
+    println!(
+        "\n6. LSST's query classes (LDM-552), through a skyscan server on {server} and the Rust client:\n"
+    );
+    let mut client =
+        skyscan_client::Client::connect(server, &skyscan_client::ConnectOptions::default())
+            .map_err(|e| format!("connecting to the demo's server: {e}"))?;
+    let options = arrow_cast::display::FormatOptions::default().with_null("NULL");
     for q in &mix {
         let started = Instant::now();
-        let result = engine
-            .query(&q.sql)
+        let result = client
+            .query_all(&q.sql)
             .map_err(|e| format!("{}: {e}", q.label))?;
         let elapsed = started.elapsed();
         println!(
@@ -332,21 +348,40 @@ fn query_mix(
             result.stats.chunks_total
         );
         println!("     {}", q.sql);
-        let names: Vec<&str> = result.columns.iter().map(|c| c.name.as_str()).collect();
+        let names: Vec<&str> = result
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
         println!("     | {}", names.join(" | "));
-        for row in result.to_rows().iter().take(q.show) {
-            let cells: Vec<String> = row.iter().map(show_value).collect();
-            println!("     | {}", cells.join(" | "));
+        let mut shown = 0;
+        for batch in &result.batches {
+            let formatters = batch
+                .columns()
+                .iter()
+                .map(|c| arrow_cast::display::ArrayFormatter::try_new(c.as_ref(), &options))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| e.to_string())?;
+            for row in 0..batch.num_rows() {
+                if shown == q.show {
+                    break;
+                }
+                let cells: Vec<String> = formatters
+                    .iter()
+                    .map(|f| f.value(row).to_string())
+                    .collect();
+                println!("     | {}", cells.join(" | "));
+                shown += 1;
+            }
         }
     }
+    println!(
+        "\n   The same from Python: pip install ./clients/python; then\n   \
+         import skyscan; skyscan.connect('127.0.0.1', 7077).query('SELECT ...').to_pandas()\n   \
+         (after `skyscan serve DB`; or `skyscan shell`)."
+    );
     Ok(())
-}
-
-fn show_value(value: &Scalar) -> String {
-    match value {
-        Scalar::Float(v) => format!("{v:.6}"),
-        other => other.to_string(),
-    }
 }
 
 /// Sixteen different full scans at once: they ride one convoy, so they cost
