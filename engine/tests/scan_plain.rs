@@ -246,3 +246,51 @@ fn uring_direct_and_page_cache_reads_equal_pread() {
         }
     }
 }
+
+/// Checksums are verified on every read of a mapped file by default: a
+/// block that changes on disk after a first, clean scan is caught by the
+/// next one. With `checksum_once_per_map` the second scan trusts the map.
+#[test]
+fn mapped_blocks_are_verified_on_every_read_by_default() {
+    use std::os::unix::fs::FileExt;
+    for once in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, table) = database(dir.path(), 20_000, 9);
+        let handle = TableHandle::new(&db, "lsst", "Object").unwrap();
+        let storage = Storage::new(StorageConfig {
+            checksum_once_per_map: once,
+            ..StorageConfig::default()
+        });
+        let columns = vec![1];
+        let query = SumQuery::new(handle.clone(), columns.clone());
+        run_plain(&storage, &query, &PlainOptions::default()).unwrap();
+        assert_eq!(query.totals(), expected_totals(&table, &columns));
+        // Flip a byte inside the first block of column 1 of one chunk.
+        let chunk = handle.entry().chunks[0].clone();
+        let path = handle.chunk_location(chunk.chunk_id).unwrap().unwrap().path;
+        let file = std::fs::File::open(&path).unwrap();
+        let footer = skyscan_engine::storage::read_footer(
+            &file,
+            &path,
+            file.metadata().unwrap().len(),
+            chunk.chunk_id,
+        )
+        .unwrap();
+        let block = footer.block(0, 1).unwrap();
+        let at = block.offset() + block.len() / 2;
+        let writable = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        let mut byte = [0u8; 1];
+        file.read_exact_at(&mut byte, at).unwrap();
+        writable.write_all_at(&[byte[0] ^ 0x5a], at).unwrap();
+        let again = SumQuery::new(handle, columns.clone());
+        let outcome = run_plain(&storage, &again, &PlainOptions::default());
+        if once {
+            assert!(outcome.is_ok(), "trusted map: {outcome:?}");
+        } else {
+            match outcome {
+                Err(StorageError::Corrupt { chunk_id, .. }) => assert_eq!(chunk_id, chunk.chunk_id),
+                other => panic!("expected Corrupt, got {other:?}"),
+            }
+        }
+    }
+}
