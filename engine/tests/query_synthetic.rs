@@ -313,6 +313,26 @@ fn object_source_joins_and_lookups_match() {
         .zip(ints_of(&result, 1))
         .collect();
     assert_eq!(got, expected, "{sql}");
+    // A full join with a cut on the objects (the semi-join filters the
+    // sources while they are buffered), both ways round.
+    let object_decl = f64s(&f.objects, "decl");
+    let cut: BTreeSet<i64> = object_ids
+        .iter()
+        .zip(object_decl)
+        .filter(|&(_, &d)| d < 0.6)
+        .map(|(&id, _)| id)
+        .collect();
+    let expected_joined = source_object.iter().filter(|id| cut.contains(id)).count() as i64;
+    assert!(expected_joined > 100 && (expected_joined as usize) < source_object.len());
+    for sql in [
+        "SELECT COUNT(*), COUNT(DISTINCT o.objectId) FROM Object o JOIN Source s ON o.objectId = s.objectId WHERE o.decl < 0.6",
+        "SELECT COUNT(*), COUNT(DISTINCT o.objectId) FROM Source s JOIN Object o ON s.objectId = o.objectId WHERE o.decl < 0.6",
+    ] {
+        let result = f.engine.query(sql).unwrap();
+        assert_eq!(ints_of(&result, 0), vec![expected_joined], "{sql}");
+        let with_sources = cut.iter().filter(|id| per_object.contains_key(id)).count() as i64;
+        assert_eq!(ints_of(&result, 1), vec![with_sources], "{sql}");
+    }
     // One object by id.
     let id = picks[3];
     let result = f

@@ -29,7 +29,7 @@ use skyscan_kernel::value::{DataType, Scalar};
 
 use super::error::{ErrorKind, QueryError, Result};
 use super::join::{TableRows, join};
-use super::plan::{Body, SelectPlan, StatPredicate, TablePlan, localize};
+use super::plan::{Body, JoinEdge, SelectPlan, StatPredicate, TablePlan, localize};
 use super::scope::{Placement, Source};
 use super::{Progress, ResultSink};
 use crate::catalog::REPLICATED_CHUNK_ID;
@@ -388,6 +388,57 @@ struct Task {
     error: Option<QueryError>,
     /// Top-k: the first sort key of the chunk's current k-th row.
     top_threshold: Option<f64>,
+    /// Join mode, per scan table: whether a row group of it has arrived,
+    /// and the set of its join keys once a later table filters on them.
+    semi: Vec<SemiJoin>,
+}
+
+/// A scan table's part in semi-join filtering (join mode): rows of a table
+/// joined by an integer equality to a table whose rows all came before are
+/// kept only when their key is among that table's (HV4: a cut Object
+/// against a chunk's Sources buffers only the matching sources).
+#[derive(Debug, Default, Clone)]
+struct SemiJoin {
+    seen: bool,
+    /// Rows of this table read and kept by its own filter so far.
+    read_rows: u64,
+    kept_rows: u64,
+    /// Keys of this table's column `.0` (once a later table used them).
+    keys: Option<(usize, SemiKeys)>,
+}
+
+/// A set of join keys with a 64 Ki-bit filter in front (8 KiB, in L1): most
+/// rows of the probing table miss and are rejected by one bit test.
+#[derive(Debug, Clone, Default)]
+struct SemiKeys {
+    set: skyscan_kernel::hash::FxHashSet<i64>,
+    bits: Vec<u64>,
+}
+
+impl SemiKeys {
+    const BITS: u32 = 16;
+
+    fn slot(key: i64) -> usize {
+        ((key as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - Self::BITS)) as usize
+    }
+
+    fn new(keys: impl Iterator<Item = i64>) -> SemiKeys {
+        let mut out = SemiKeys {
+            set: Default::default(),
+            bits: vec![0; (1 << Self::BITS) / 64],
+        };
+        for key in keys {
+            let slot = Self::slot(key);
+            out.bits[slot / 64] |= 1 << (slot % 64);
+            out.set.insert(key);
+        }
+        out
+    }
+
+    fn contains(&self, key: i64) -> bool {
+        let slot = Self::slot(key);
+        self.bits[slot / 64] & (1 << (slot % 64)) != 0 && self.set.contains(&key)
+    }
 }
 
 impl Task {
@@ -405,6 +456,84 @@ impl Task {
             None => Ok(None),
             Some(filter) => Ok(Some(selection_of(&eval_filter(filter, batch)?))),
         }
+    }
+
+    /// Join mode: narrows `selection` of scan table `table` to the rows
+    /// whose integer join key appears among the rows of an equi-joined
+    /// table whose row groups all came before (the scan paths deliver a
+    /// chunk's tables one after another; a violation is an error, never a
+    /// wrong answer).
+    fn semi_join(
+        &mut self,
+        table: usize,
+        batch: &Batch<'_>,
+        selection: Option<Vec<u32>>,
+    ) -> Result<Option<Vec<u32>>> {
+        let program = Arc::clone(&self.program);
+        let scope_table = program.scan_tables[table];
+        for edge in &program.plan.joins {
+            let JoinEdge::Equi { left, right } = edge else {
+                continue;
+            };
+            let (own_column, (other_scope, other_column)) = if left.0 == scope_table {
+                (left.1, *right)
+            } else if right.0 == scope_table {
+                (right.1, *left)
+            } else {
+                continue;
+            };
+            let Some(other) = program.scan_tables.iter().position(|&s| s == other_scope) else {
+                continue;
+            };
+            // Worth it only when the other table's filter dropped most of
+            // its rows: otherwise nearly every row passes the set anyway.
+            if other == table
+                || !self
+                    .semi
+                    .get(other)
+                    .is_some_and(|s| s.seen && s.kept_rows * 2 <= s.read_rows)
+            {
+                continue;
+            }
+            let Ok(ColumnData::I64(own)) = batch.column(own_column) else {
+                continue;
+            };
+            let buffered = self.buffers[other]
+                .columns
+                .get(other_column)
+                .and_then(Option::as_ref);
+            if buffered.is_some_and(|c| !matches!(c, ColumnData::I64(_))) {
+                continue;
+            }
+            let state = &mut self.semi[other];
+            if state.keys.as_ref().is_some_and(|(c, _)| *c != other_column) {
+                continue;
+            }
+            let (_, keys) = state.keys.get_or_insert_with(|| {
+                let keys = match buffered {
+                    Some(ColumnData::I64(values)) => SemiKeys::new(
+                        values
+                            .values
+                            .iter()
+                            .enumerate()
+                            .filter(|&(row, _)| values.validity.as_ref().is_none_or(|v| v.get(row)))
+                            .map(|(_, &key)| key),
+                    ),
+                    _ => SemiKeys::new(std::iter::empty()),
+                };
+                (other_column, keys)
+            });
+            let keep = |row: u32| {
+                own.validity.as_ref().is_none_or(|v| v.get(row as usize))
+                    && keys.contains(own.values[row as usize])
+            };
+            let narrowed: Vec<u32> = match &selection {
+                Some(rows) => rows.iter().copied().filter(|&r| keep(r)).collect(),
+                None => (0..batch.rows as u32).filter(|&r| keep(r)).collect(),
+            };
+            return Ok(Some(narrowed));
+        }
+        Ok(selection)
     }
 
     fn on_row_group(&mut self, table: usize, batch: &RowGroupBatch<'_>) -> Result<()> {
@@ -429,7 +558,26 @@ impl Task {
             agg.add_counted_rows(counted)?;
             return Ok(());
         }
-        let selection = Task::filter_rows(&program, scope_table, &kernel_batch)?;
+        if matches!(program.shape, Shape::Join)
+            && let Some(state) = self.semi.get_mut(table)
+        {
+            if state.keys.is_some() {
+                // Its keys already filter a later table: rows arriving
+                // now would be missed there.
+                return Err(QueryError::internal(
+                    "join mode: a table's rows arrived after a later table used its keys",
+                ));
+            }
+            state.seen = true;
+        }
+        let mut selection = Task::filter_rows(&program, scope_table, &kernel_batch)?;
+        if let Some(state) = self.semi.get_mut(table) {
+            state.read_rows += rows as u64;
+            state.kept_rows += selection.as_ref().map_or(rows, Vec::len) as u64;
+        }
+        if matches!(program.shape, Shape::Join) {
+            selection = self.semi_join(table, &kernel_batch, selection)?;
+        }
         if selection.as_ref().is_some_and(Vec::is_empty) {
             return Ok(());
         }
@@ -846,6 +994,7 @@ impl ScanQuery for Query {
             buffers: vec![TableRows::default(); self.handles.len()],
             error: None,
             top_threshold: None,
+            semi: vec![SemiJoin::default(); self.handles.len()],
         }))
     }
 
@@ -1204,6 +1353,7 @@ pub fn execute_select(
             buffers: Vec::new(),
             error: None,
             top_threshold: None,
+            semi: Vec::new(),
         };
         if program.plan.scope.tables.is_empty() {
             // SELECT without FROM: one row of nothing.
