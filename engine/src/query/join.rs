@@ -212,6 +212,45 @@ pub fn join(
     Ok(joined)
 }
 
+/// Equal integer keys: maps `mapped` (key → its rows, chained), streams
+/// `streamed` through the map and emits (mapped row, streamed row) per
+/// match; null keys match nothing. At most `max_rows` matches.
+fn int_key_pairs(
+    mapped: &[i64],
+    mapped_valid: impl Fn(usize) -> bool,
+    streamed: &[i64],
+    streamed_valid: impl Fn(usize) -> bool,
+    max_rows: usize,
+    mut emit: impl FnMut(u32, u32),
+) -> Result<()> {
+    let mut heads: FxHashMap<i64, u32> = FxHashMap::default();
+    heads.reserve(mapped.len());
+    let mut chain = vec![u32::MAX; mapped.len()];
+    for row in (0..mapped.len()).rev() {
+        if mapped_valid(row)
+            && let Some(previous) = heads.insert(mapped[row], row as u32)
+        {
+            chain[row] = previous;
+        }
+    }
+    let mut emitted = 0usize;
+    for (row, key) in streamed.iter().enumerate() {
+        if !streamed_valid(row) {
+            continue;
+        }
+        let mut cursor = heads.get(key).copied().unwrap_or(u32::MAX);
+        while cursor != u32::MAX {
+            emit(cursor, row as u32);
+            emitted += 1;
+            if emitted > max_rows {
+                return Err(limit_error(max_rows));
+            }
+            cursor = chain[cursor as usize];
+        }
+    }
+    Ok(())
+}
+
 fn limit_error(max_rows: usize) -> QueryError {
     QueryError::limit(format!(
         "a join in one chunk produced more than {max_rows} rows; add conditions or raise the join limit"
@@ -274,55 +313,26 @@ fn hash_join(
         let probe_values = i64_values(probe)?;
         // The map on the smaller side: a cut Object table against all of
         // a chunk's Sources maps the objects and streams the sources.
+        let probe_valid = |row: usize| probe.is_valid(row);
+        let build_valid = |row: usize| build.is_valid(row);
         if probe_values.len() < build_rows {
-            let mut heads: FxHashMap<i64, u32> = FxHashMap::default();
-            heads.reserve(probe_values.len());
-            let mut chain = vec![u32::MAX; probe_values.len()];
-            for row in (0..probe_values.len()).rev() {
-                if probe.is_valid(row) {
-                    let key = probe_values[row];
-                    if let Some(previous) = heads.insert(key, row as u32) {
-                        chain[row] = previous;
-                    }
-                }
-            }
-            for (build_row, &key) in build_values.iter().enumerate() {
-                if !build.is_valid(build_row) {
-                    continue;
-                }
-                let mut cursor = heads.get(&key).copied().unwrap_or(u32::MAX);
-                while cursor != u32::MAX {
-                    pairs.push((cursor, build_row as u32));
-                    if pairs.len() > max_rows {
-                        return Err(limit_error(max_rows));
-                    }
-                    cursor = chain[cursor as usize];
-                }
-            }
-            return Ok(pairs);
-        }
-        let mut heads: FxHashMap<i64, u32> = FxHashMap::default();
-        let mut chain = vec![u32::MAX; build_rows];
-        for row in (0..build_rows).rev() {
-            if build.is_valid(row) {
-                let key = build_values[row];
-                if let Some(previous) = heads.insert(key, row as u32) {
-                    chain[row] = previous;
-                }
-            }
-        }
-        for (probe_row, &key) in probe_values.iter().enumerate() {
-            if !probe.is_valid(probe_row) {
-                continue;
-            }
-            let mut cursor = heads.get(&key).copied().unwrap_or(u32::MAX);
-            while cursor != u32::MAX {
-                pairs.push((probe_row as u32, cursor));
-                if pairs.len() > max_rows {
-                    return Err(limit_error(max_rows));
-                }
-                cursor = chain[cursor as usize];
-            }
+            int_key_pairs(
+                &probe_values,
+                probe_valid,
+                &build_values,
+                build_valid,
+                max_rows,
+                |m, s| pairs.push((m, s)),
+            )?;
+        } else {
+            int_key_pairs(
+                &build_values,
+                build_valid,
+                &probe_values,
+                probe_valid,
+                max_rows,
+                |m, s| pairs.push((s, m)),
+            )?;
         }
         return Ok(pairs);
     }
