@@ -355,25 +355,13 @@ fn query_mix(
             .map(|f| f.name().as_str())
             .collect();
         println!("     | {}", names.join(" | "));
-        let mut shown = 0;
-        for batch in &result.batches {
-            let formatters = batch
-                .columns()
-                .iter()
-                .map(|c| arrow_cast::display::ArrayFormatter::try_new(c.as_ref(), &options))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| e.to_string())?;
-            for row in 0..batch.num_rows() {
-                if shown == q.show {
-                    break;
-                }
-                let cells: Vec<String> = formatters
-                    .iter()
-                    .map(|f| f.value(row).to_string())
-                    .collect();
-                println!("     | {}", cells.join(" | "));
-                shown += 1;
-            }
+        let rows = result
+            .batches
+            .iter()
+            .map(|batch| crate::output::cells(batch, &options))
+            .collect::<Result<Vec<_>, _>>()?;
+        for row in rows.iter().flatten().take(q.show) {
+            println!("     | {}", row.join(" | "));
         }
     }
     println!(

@@ -49,7 +49,11 @@ fn io(err: std::io::Error) -> String {
     format!("writing the result: {err}")
 }
 
-fn cells(batch: &RecordBatch, options: &FormatOptions<'_>) -> Result<Vec<Vec<String>>, String> {
+/// Every value of `batch` as text, row by row.
+pub(crate) fn cells(
+    batch: &RecordBatch,
+    options: &FormatOptions<'_>,
+) -> Result<Vec<Vec<String>>, String> {
     let formatters = batch
         .columns()
         .iter()

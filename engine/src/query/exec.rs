@@ -399,7 +399,6 @@ struct Task {
 /// against a chunk's Sources buffers only the matching sources).
 #[derive(Debug, Default, Clone)]
 struct SemiJoin {
-    seen: bool,
     /// Rows of this table read and kept by its own filter so far.
     read_rows: u64,
     kept_rows: u64,
@@ -491,7 +490,7 @@ impl Task {
                 || !self
                     .semi
                     .get(other)
-                    .is_some_and(|s| s.seen && s.kept_rows * 2 <= s.read_rows)
+                    .is_some_and(|s| s.read_rows > 0 && s.kept_rows * 2 <= s.read_rows)
             {
                 continue;
             }
@@ -558,24 +557,19 @@ impl Task {
             agg.add_counted_rows(counted)?;
             return Ok(());
         }
-        if matches!(program.shape, Shape::Join)
-            && let Some(state) = self.semi.get_mut(table)
-        {
-            if state.keys.is_some() {
-                // Its keys already filter a later table: rows arriving
-                // now would be missed there.
-                return Err(QueryError::internal(
-                    "join mode: a table's rows arrived after a later table used its keys",
-                ));
-            }
-            state.seen = true;
-        }
         let mut selection = Task::filter_rows(&program, scope_table, &kernel_batch)?;
-        if let Some(state) = self.semi.get_mut(table) {
-            state.read_rows += rows as u64;
-            state.kept_rows += selection.as_ref().map_or(rows, Vec::len) as u64;
-        }
         if matches!(program.shape, Shape::Join) {
+            if let Some(state) = self.semi.get_mut(table) {
+                if state.keys.is_some() {
+                    // Its keys already filter a later table: rows arriving
+                    // now would be missed there.
+                    return Err(QueryError::internal(
+                        "join mode: a table's rows arrived after a later table used its keys",
+                    ));
+                }
+                state.read_rows += rows as u64;
+                state.kept_rows += selection.as_ref().map_or(rows, Vec::len) as u64;
+            }
             selection = self.semi_join(table, &kernel_batch, selection)?;
         }
         if selection.as_ref().is_some_and(Vec::is_empty) {

@@ -456,11 +456,15 @@ fn near_join(
     };
     // How many joined rows hold each row of `joined_table` (a pair of rows
     // makes that many joined rows).
+    // Only a count needs it: pairs are expanded through `first_of` below.
     let source = &joined.indices[joined_table];
-    let mut multiplicity: Vec<u32> = vec![0; a.rows];
-    source
-        .iter()
-        .for_each(|&row| multiplicity[row as usize] += 1);
+    let mut multiplicity: Vec<u32> = Vec::new();
+    if count_only {
+        multiplicity.resize(a.rows, 0);
+        source
+            .iter()
+            .for_each(|&row| multiplicity[row as usize] += 1);
+    }
     let one_each = source.len() == a.rows && multiplicity.iter().all(|&m| m == 1);
     let mut counted: usize = 0;
     let mut run = |a_rows: Option<&[u32]>,
