@@ -79,7 +79,7 @@ impl BlockDecoder {
             )));
         }
         let crc = if verify {
-            crc32c::crc32c(bytes)
+            crate::checksum::crc32c(bytes)
         } else {
             block.meta.crc32c
         };

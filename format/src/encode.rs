@@ -223,7 +223,7 @@ pub fn encode_block(
         meta: BlockMeta {
             offset: 0,
             len,
-            crc32c: crc32c::crc32c(&bytes),
+            crc32c: crate::checksum::crc32c(&bytes),
             encoding,
             compression,
             row_count: rows as u32,

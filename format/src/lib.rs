@@ -26,6 +26,7 @@ compile_error!(
     "skyscan-format casts little-endian on-disk values in place: little-endian targets only"
 );
 
+pub mod checksum;
 mod column;
 mod decode;
 mod encode;

@@ -26,7 +26,7 @@ pub fn reseal(bytes: &mut [u8]) -> Result<()> {
         for column in 0..columns {
             let block = footer.block(row_group, column)?;
             let mut meta = block.meta.clone();
-            meta.crc32c = crc32c::crc32c(&bytes[block.range().to_usize_range()?]);
+            meta.crc32c = crate::checksum::crc32c(&bytes[block.range().to_usize_range()?]);
             metas.push(meta);
         }
     }
@@ -43,7 +43,7 @@ pub fn reseal(bytes: &mut [u8]) -> Result<()> {
         ));
     }
     bytes[footer_range].copy_from_slice(&encoded);
-    let new_tail = FileTail::encode(tail.footer_len, crc32c::crc32c(&encoded));
+    let new_tail = FileTail::encode(tail.footer_len, crate::checksum::crc32c(&encoded));
     bytes[tail_start..].copy_from_slice(&new_tail);
     Ok(())
 }

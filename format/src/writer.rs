@@ -212,7 +212,7 @@ impl ChunkWriter {
         let target = footer_offset.max(written);
         stats.padding_bytes += pad_to(sink, &mut written, target)?;
         sink.write_all(&footer)?;
-        let tail = FileTail::encode(footer_len, crc32c::crc32c(&footer));
+        let tail = FileTail::encode(footer_len, crate::checksum::crc32c(&footer));
         sink.write_all(&tail)?;
         written += footer.len() as u64 + tail.len() as u64;
         stats.file_len = written;

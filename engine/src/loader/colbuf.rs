@@ -246,7 +246,10 @@ impl ColBuf {
             }
         }
         out.write_all(scratch)?;
-        Ok((scratch.len() as u64, crc32c::crc32c(scratch)))
+        Ok((
+            scratch.len() as u64,
+            skyscan_format::checksum::crc32c(scratch),
+        ))
     }
 
     /// Reads a column written by [`ColBuf::write_permuted`] of `rows` rows
@@ -584,7 +587,7 @@ mod tests {
                 .write_permuted(&[0, 2, 1, 3], &mut scratch, &mut out)
                 .unwrap();
             assert_eq!(len as usize, out.len());
-            assert_eq!(crc, crc32c::crc32c(&out));
+            assert_eq!(crc, skyscan_format::checksum::crc32c(&out));
             let whole = ColBuf::read_spilled(column.column_type(), 4, &out).unwrap();
             let gathered = gather_column(
                 column.column_type(),

@@ -134,7 +134,7 @@ pub(crate) fn write_spill(
         let keys = Region {
             offset,
             len: scratch.len() as u64,
-            crc: crc32c::crc32c(scratch),
+            crc: skyscan_format::checksum::crc32c(scratch),
         };
         offset += keys.len;
         let mut columns = Vec::with_capacity(part.columns.len());
@@ -172,7 +172,7 @@ impl SpilledSegment {
 
     fn read_region(&self, region: Region) -> Result<Vec<u8>, CatalogError> {
         let bytes = self.read(region.offset, region.len)?;
-        if crc32c::crc32c(&bytes) != region.crc {
+        if skyscan_format::checksum::crc32c(&bytes) != region.crc {
             return Err(corrupt(&self.file.path, "checksum mismatch"));
         }
         Ok(bytes)

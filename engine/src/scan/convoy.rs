@@ -971,7 +971,12 @@ fn decode_wave(
     wants: &[(usize, Vec<usize>)],
     decoder: &mut BlockDecoder,
 ) {
-    for (slot, (row_group, columns)) in slots.iter_mut().zip(wants) {
+    for (index, (slot, (row_group, columns))) in slots.iter_mut().zip(wants).enumerate() {
+        if let Some((next_group, next_columns)) = wants.get(index + 1) {
+            for &column in next_columns {
+                file.prefetch(*next_group, column);
+            }
+        }
         let mut next = columns.iter().peekable();
         for column in 0..slot.columns.len() {
             if next.peek() == Some(&&column) {

@@ -264,8 +264,14 @@ fn run_chunk(
         };
         let columns = footer.schema().columns.len();
         scratch.columns.resize_with(columns, || None);
-        for &row_group in &plan.row_groups {
+        for (position, &row_group) in plan.row_groups.iter().enumerate() {
             check_control(options)?;
+            // Fetch the next row group's blocks into the caches meanwhile.
+            if let Some(&next) = plan.row_groups.get(position + 1) {
+                for &column in &plan.columns {
+                    file.prefetch(next, column);
+                }
+            }
             for (column, slot) in scratch.columns.iter_mut().enumerate() {
                 if plan.columns.binary_search(&column).is_ok() {
                     file.decode(row_group, column, &mut scratch.decoder, slot)?;

@@ -260,6 +260,17 @@ pub struct LoadedFile {
 }
 
 impl LoadedFile {
+    /// Hints the CPU to fetch the bytes of block (`row_group`, `column`)
+    /// into its caches ([`skyscan_format::kernels::prefetch`]); nothing when
+    /// the block was not read.
+    pub fn prefetch(&self, row_group: usize, column: usize) {
+        if let Ok(block) = self.footer.block(row_group, column)
+            && let Some(bytes) = self.data.bytes(block.offset(), block.len())
+        {
+            skyscan_format::kernels::prefetch(bytes);
+        }
+    }
+
     /// Decodes block (`row_group`, `column`) into `slot` (reusing its
     /// allocation). Errors name the file, chunk and block.
     pub fn decode(
