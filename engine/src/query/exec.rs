@@ -448,6 +448,62 @@ impl SemiKeys {
     }
 }
 
+/// The rows (of `selection`, else `0..rows`) whose non-NULL key in
+/// `values` is in `keys`. Child rows come in runs of one director key (a
+/// Source's rows sit together in their sub-chunk): the set is probed once
+/// per run, and a kept run is copied whole.
+fn semi_filter(
+    values: &[i64],
+    validity: Option<&Bitmap>,
+    selection: Option<&[u32]>,
+    rows: usize,
+    keys: &SemiKeys,
+) -> Vec<u32> {
+    let mut out = Vec::new();
+    let valid = |row: usize| validity.is_none_or(|v| v.get(row));
+    match selection {
+        None => {
+            let values = &values[..rows.min(values.len())];
+            let mut start = 0;
+            while let Some(&key) = values.get(start) {
+                let end = start
+                    + values[start..]
+                        .iter()
+                        .position(|&v| v != key)
+                        .unwrap_or(values.len() - start);
+                if keys.contains(key) {
+                    match validity {
+                        None => out.extend(start as u32..end as u32),
+                        Some(_) => out.extend((start..end).filter(|&r| valid(r)).map(|r| r as u32)),
+                    }
+                }
+                start = end;
+            }
+        }
+        Some(selected) => {
+            let mut last: Option<(i64, bool)> = None;
+            for &row in selected {
+                let index = row as usize;
+                let Some(&key) = values.get(index) else {
+                    continue;
+                };
+                let kept = match last {
+                    Some((previous, kept)) if previous == key => kept,
+                    _ => {
+                        let kept = keys.contains(key);
+                        last = Some((key, kept));
+                        kept
+                    }
+                };
+                if kept && valid(index) {
+                    out.push(row);
+                }
+            }
+        }
+    }
+    out
+}
+
 impl Task {
     fn fail(&mut self, err: QueryError) -> StorageError {
         self.error = Some(err.clone());
@@ -530,14 +586,13 @@ impl Task {
                 };
                 (other_column, keys)
             });
-            let keep = |row: u32| {
-                own.validity.as_ref().is_none_or(|v| v.get(row as usize))
-                    && keys.contains(own.values[row as usize])
-            };
-            let narrowed: Vec<u32> = match &selection {
-                Some(rows) => rows.iter().copied().filter(|&r| keep(r)).collect(),
-                None => (0..batch.rows as u32).filter(|&r| keep(r)).collect(),
-            };
+            let narrowed = semi_filter(
+                &own.values,
+                own.validity.as_ref(),
+                selection.as_deref(),
+                batch.rows,
+                keys,
+            );
             return Ok(Some(narrowed));
         }
         Ok(selection)
@@ -1265,6 +1320,14 @@ pub fn execute_select(
     options: &ExecOptions,
     sink: &mut (dyn ResultSink + Send),
 ) -> Result<ExecStats> {
+    // Cancelled before it started: a fast scan could otherwise finish
+    // before the merge loop first looks at the token.
+    if options.cancel.is_cancelled() {
+        return Err(QueryError::new(
+            ErrorKind::Cancelled,
+            "the query was cancelled",
+        ));
+    }
     sink.begin(&plan.columns)?;
     let partitioned = plan.partitioned();
     // Tables stored whole, read once.
@@ -1370,6 +1433,7 @@ pub fn execute_select(
         options: options.clone(),
     });
 
+    let mut lowered: Option<crate::scan::Lowered> = None;
     if program.plan.empty || (streaming && program.plan.limit == Some(0)) {
         // No input rows.
     } else if scan_tables.is_empty() {
@@ -1457,7 +1521,10 @@ pub fn execute_select(
             }
             report
         } else {
-            // A scan: the convoys (or the plain path in a worker), merged as chunks finish.
+            // A scan: the convoys (or the plain path in a worker), merged as
+            // chunks finish, by this thread at the convoys' priority until
+            // the result is sent (a GROUP BY's merge can take a core).
+            lowered = crate::scan::Lowered::enter(scan.config().convoy_nice);
             let control = match options.path {
                 ScanPath::Convoy => {
                     let submitted = scan.submit(
@@ -1541,6 +1608,7 @@ pub fn execute_select(
     }
 
     finalize(&program, merge, &mut stats)?;
+    drop(lowered);
     Ok(stats)
 }
 
@@ -1723,4 +1791,56 @@ fn sort_and_send(
     columns.clear();
     stats.rows = merge.rows_out + indices.len() as u64;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{SemiKeys, semi_filter};
+    use skyscan_format::Bitmap;
+
+    /// Row by row: the definition `semi_filter` must agree with.
+    fn reference(
+        values: &[i64],
+        validity: Option<&Bitmap>,
+        selection: Option<&[u32]>,
+        keys: &[i64],
+    ) -> Vec<u32> {
+        let rows: Vec<u32> = match selection {
+            Some(rows) => rows.to_vec(),
+            None => (0..values.len() as u32).collect(),
+        };
+        rows.into_iter()
+            .filter(|&r| {
+                validity.is_none_or(|v| v.get(r as usize)) && keys.contains(&values[r as usize])
+            })
+            .collect()
+    }
+
+    #[test]
+    fn semi_filter_keeps_rows_whose_key_is_in_the_set() {
+        // Runs of keys, a key repeated after another run, single rows.
+        let values: Vec<i64> = vec![5, 5, 5, 7, 7, 9, 5, 5, 11, 11, 11, 11, 13, 7];
+        let keys = [5i64, 11, 13];
+        let set = SemiKeys::new(keys.iter().copied());
+        let nulls = Bitmap::from_bools(
+            &values
+                .iter()
+                .enumerate()
+                .map(|(i, _)| i % 4 != 1)
+                .collect::<Vec<_>>(),
+        );
+        let selections: [Option<Vec<u32>>; 3] =
+            [None, Some(vec![0, 2, 3, 6, 8, 9, 12, 13]), Some(vec![])];
+        for validity in [None, Some(&nulls)] {
+            for selection in &selections {
+                assert_eq!(
+                    semi_filter(&values, validity, selection.as_deref(), values.len(), &set),
+                    reference(&values, validity, selection.as_deref(), &keys),
+                    "validity {:?} selection {selection:?}",
+                    validity.is_some()
+                );
+            }
+        }
+        assert!(semi_filter(&[], None, None, 0, &set).is_empty());
+    }
 }

@@ -219,7 +219,7 @@ impl Convoy {
             std::thread::Builder::new()
                 .name(format!("{name}-read"))
                 .spawn(move || {
-                    lower_priority(nice);
+                    super::lower_this_thread(nice);
                     reader.reader_loop(tx);
                 })?,
         ];
@@ -230,7 +230,7 @@ impl Convoy {
                 std::thread::Builder::new()
                     .name(format!("{name}-proc{index}"))
                     .spawn(move || {
-                        lower_priority(nice);
+                        super::lower_this_thread(nice);
                         processor.processor_loop(&rx);
                     })?,
             );
@@ -1049,20 +1049,6 @@ pub(crate) fn merge_order<T: PartialEq + Copy>(pass: &[T], query: &[T]) -> Optio
         }
     }
     Some(merged)
-}
-
-/// Runs this thread at a lower CPU priority so that interactive queries
-/// get the cores first. Best effort: ignored where not permitted.
-fn lower_priority(nice: i32) {
-    if nice <= 0 {
-        return;
-    }
-    // SAFETY: gettid has no preconditions.
-    let tid = unsafe { libc::syscall(libc::SYS_gettid) };
-    // SAFETY: setpriority on our own thread id; failure is harmless.
-    unsafe {
-        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice);
-    }
 }
 
 #[cfg(test)]

@@ -13,10 +13,13 @@ mod control;
 mod convoy;
 mod engine;
 mod plain;
+mod priority;
 mod query;
 
 pub use control::CancelToken;
 pub use convoy::{ConvoyStatus, Lane};
 pub use engine::{EngineConfig, EngineStatus, ScanEngine};
 pub use plain::{PlainOptions, ScanReport, run_plain};
+pub use priority::Lowered;
+pub(crate) use priority::lower_this_thread;
 pub use query::{QueryHandle, QueryOptions, QueryPhase, QueryStatus, ScanClass};
