@@ -275,6 +275,7 @@ impl ChunkTask for LookupTask {
         Ok(ReadPlan {
             columns: vec![0, 1, 2, 10],
             row_groups,
+            coalesce: false,
         })
     }
 

@@ -474,6 +474,42 @@ fn chunk_local_groups_match_the_rows_and_the_merged_path() {
     }
 }
 
+/// `subChunkId` is per row group: a query reading it gets one row group per
+/// batch (no coalescing), and every row its own sub-chunk, recomputed here
+/// with the chunker.
+#[test]
+fn sub_chunk_ids_match_the_chunker() {
+    let f = fixture();
+    let chunker = Partitioning::qserv_default().chunker().unwrap();
+    let (ra, decl) = (f64s(&f.objects, "ra"), f64s(&f.objects, "decl"));
+    let mut expected: BTreeMap<(i64, i64), i64> = BTreeMap::new();
+    for (&r, &d) in ra.iter().zip(decl) {
+        let at = chunker.locate(r, d).unwrap();
+        *expected
+            .entry((i64::from(at.chunk_id), i64::from(at.sub_chunk_id)))
+            .or_default() += 1;
+    }
+    for engine in [&f.engine, &f.convoy_engine] {
+        let result = engine
+            .query("SELECT chunkId, subChunkId, COUNT(*) FROM Object GROUP BY chunkId, subChunkId")
+            .unwrap();
+        let got: BTreeMap<(i64, i64), i64> = ints_of(&result, 0)
+            .into_iter()
+            .zip(ints_of(&result, 1))
+            .zip(ints_of(&result, 2))
+            .collect();
+        assert_eq!(got, expected);
+        // In a filter too.
+        let (&(chunk, sub), &n) = expected.iter().max_by_key(|&(_, n)| *n).unwrap();
+        let result = engine
+            .query(&format!(
+                "SELECT COUNT(*) FROM Object WHERE chunkId = {chunk} AND subChunkId = {sub}"
+            ))
+            .unwrap();
+        assert_eq!(ints_of(&result, 0), vec![n]);
+    }
+}
+
 #[test]
 fn subqueries_and_expressions_beyond_qserv() {
     let f = fixture();
@@ -539,7 +575,7 @@ fn sorted_rows(result: &skyscan_engine::query::QueryResult) -> Vec<String> {
     rows
 }
 
-const PATH_QUERIES: [&str; 8] = [
+const PATH_QUERIES: [&str; 11] = [
     "SELECT COUNT(*), SUM(nVisits), MIN(ra), MAX(decl) FROM Object WHERE g_psfFlux > 100",
     "SELECT objectId, r_psfFlux FROM Object WHERE extendedness > 0.5 AND decl > 1.2",
     "SELECT FLOOR(decl * 20) AS b, COUNT(*), AVG(u_psfFlux) FROM Object GROUP BY b",
@@ -548,6 +584,10 @@ const PATH_QUERIES: [&str; 8] = [
     "SELECT COUNT(*) FROM Object o1, Object o2 WHERE scisql_angSep(o1.ra, o1.decl, o2.ra, o2.decl) < 0.005 AND o1.objectId < o2.objectId",
     "SELECT chunkId, COUNT(*) FROM Source GROUP BY chunkId",
     "SELECT refBand, COUNT(DISTINCT nVisits) FROM Object GROUP BY refBand",
+    // Some sub-chunks of some chunks: runs of row groups split where plans differ.
+    "SELECT COUNT(*), SUM(nVisits), MAX(r_psfFlux) FROM Object WHERE qserv_areaspec_box(359.5, 0.2, 0.6, 1.1)",
+    "SELECT objectId, decl FROM Object WHERE qserv_areaspec_circle(0.3, 0.8, 0.25) AND g_psfFlux > 50",
+    "SELECT chunkId, subChunkId, COUNT(*) FROM Object GROUP BY chunkId, subChunkId",
 ];
 
 #[test]

@@ -6,6 +6,7 @@
 //! writer stores the previous non-null value there, which keeps
 //! frame-of-reference and delta ranges tight).
 
+use crate::error::{FormatError, Result};
 use crate::ids::ColumnType;
 
 /// A bitmap of `len` bits stored in little-endian `u64` words: bit `i` is
@@ -126,6 +127,28 @@ impl Bitmap {
 
     /// Resizes to `len` bits and hands out the words to be overwritten
     /// (reusing the allocation). The caller must keep bits past `len` zero.
+    /// Appends the bits of `other`, a word at a time.
+    pub fn extend_from(&mut self, other: &Bitmap) {
+        let shift = self.len % 64;
+        if shift == 0 {
+            self.words.extend_from_slice(&other.words);
+        } else {
+            for &word in &other.words {
+                if let Some(last) = self.words.last_mut() {
+                    *last |= word << shift;
+                }
+                self.words.push(word >> (64 - shift));
+            }
+        }
+        self.len += other.len;
+        self.words.truncate(self.len.div_ceil(64));
+    }
+
+    /// Appends `count` set bits.
+    pub fn extend_set(&mut self, count: usize) {
+        self.extend_from(&Bitmap::new_set(count));
+    }
+
     pub(crate) fn reset_words(&mut self, len: usize) -> &mut Vec<u64> {
         self.len = len;
         self.words.clear();
@@ -371,6 +394,64 @@ impl ColumnData {
             ColumnData::F64(c) => &mut c.validity,
             ColumnData::Utf8(c) | ColumnData::Binary(c) => &mut c.validity,
         }
+    }
+
+    /// Appends the rows of `other` (same type): values copied whole,
+    /// validity a word at a time. The scan layer uses it to decode several
+    /// row groups into one batch.
+    pub fn append(&mut self, other: &ColumnData) -> Result<()> {
+        if self.column_type() != other.column_type() {
+            return Err(FormatError::invalid(format!(
+                "cannot append a {:?} column to a {:?} column",
+                other.column_type(),
+                self.column_type()
+            )));
+        }
+        if let (
+            ColumnData::Utf8(d) | ColumnData::Binary(d),
+            ColumnData::Utf8(s) | ColumnData::Binary(s),
+        ) = (&*self, other)
+        {
+            let total = d.data.len() as u64 + s.data.len() as u64;
+            if total > u64::from(u32::MAX) {
+                return Err(FormatError::invalid(format!(
+                    "appended strings would hold {total} bytes (the limit is 4 GiB)"
+                )));
+            }
+        }
+        let (rows, added) = (self.len(), other.len());
+        // Validity first: it depends on the row counts only.
+        let validity = match (self.validity_mut().take(), other.validity()) {
+            (None, None) => None,
+            (mine, theirs) => {
+                let mut bits = mine.unwrap_or_else(|| Bitmap::new_set(rows));
+                match theirs {
+                    Some(theirs) => bits.extend_from(theirs),
+                    None => bits.extend_set(added),
+                }
+                Some(bits)
+            }
+        };
+        match (&mut *self, other) {
+            (ColumnData::Bool(d), ColumnData::Bool(s)) => d.values.extend_from(&s.values),
+            (ColumnData::I8(d), ColumnData::I8(s)) => d.values.extend_from_slice(&s.values),
+            (ColumnData::I16(d), ColumnData::I16(s)) => d.values.extend_from_slice(&s.values),
+            (ColumnData::I32(d), ColumnData::I32(s)) => d.values.extend_from_slice(&s.values),
+            (ColumnData::I64(d), ColumnData::I64(s)) => d.values.extend_from_slice(&s.values),
+            (ColumnData::F32(d), ColumnData::F32(s)) => d.values.extend_from_slice(&s.values),
+            (ColumnData::F64(d), ColumnData::F64(s)) => d.values.extend_from_slice(&s.values),
+            (ColumnData::Utf8(d), ColumnData::Utf8(s))
+            | (ColumnData::Binary(d), ColumnData::Binary(s)) => {
+                // Checked above: every offset fits in u32.
+                let base = d.data.len() as u32;
+                d.data.extend_from_slice(&s.data);
+                d.offsets
+                    .extend(s.offsets.iter().skip(1).map(|&o| o + base));
+            }
+            _ => {}
+        }
+        *self.validity_mut() = validity;
+        Ok(())
     }
 
     /// Number of null rows.

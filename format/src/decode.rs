@@ -18,6 +18,8 @@ pub struct BlockDecoder {
     dict_offsets: Vec<u32>,
     codes: Vec<u32>,
     spare_validity: Option<Bitmap>,
+    /// [`BlockDecoder::decode_append`]'s block, before it is appended.
+    spare_column: Option<ColumnData>,
 }
 
 /// Decodes one block into a new [`ColumnData`] (allocates; see
@@ -96,6 +98,30 @@ impl BlockDecoder {
             .map_err(|bad| bad.at(block.location()))
     }
 
+    /// [`decode_checked`](Self::decode_checked), appending the block's rows
+    /// to the rows `out` holds already (several row groups in one batch).
+    /// On error `out` holds unspecified (but valid) contents.
+    pub fn decode_append(
+        &mut self,
+        block: &BlockRef<'_>,
+        bytes: &[u8],
+        out: &mut ColumnData,
+        verify: bool,
+    ) -> Result<()> {
+        if out.is_empty() || out.column_type() != block.column.column_type {
+            return self.decode_checked(block, bytes, out, verify);
+        }
+        let mut spare = self
+            .spare_column
+            .take()
+            .unwrap_or_else(|| ColumnData::empty(block.column.column_type));
+        let outcome = self
+            .decode_checked(block, bytes, &mut spare, verify)
+            .and_then(|()| out.append(&spare));
+        self.spare_column = Some(spare);
+        outcome
+    }
+
     fn decode_verified(
         &mut self,
         block: &BlockRef<'_>,
@@ -144,6 +170,7 @@ impl BlockDecoder {
             dict_offsets,
             codes,
             spare_validity,
+            ..
         } = self;
 
         let validity_slot = out.validity_mut();

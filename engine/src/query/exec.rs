@@ -283,6 +283,9 @@ struct Program {
     /// objectId over Source spent a third of its time merging 34 partial
     /// hash tables of disjoint keys in one thread.
     chunk_local_groups: bool,
+    /// Row groups may arrive several to a batch ([`ReadPlan::coalesce`]):
+    /// one table streamed, no `subChunkId` anywhere.
+    coalesce: bool,
     options: ExecOptions,
 }
 
@@ -377,13 +380,35 @@ impl Program {
             return Ok(ReadPlan {
                 columns: vec![smallest],
                 row_groups,
+                coalesce: self.coalesce,
             });
         }
         Ok(ReadPlan {
             columns,
             row_groups,
+            coalesce: self.coalesce,
         })
     }
+}
+
+/// Whether any of `exprs` reads the `subChunkId` pseudo-column (as the
+/// kernel's node, or as a scope slot past a table's columns).
+fn reads_sub_chunk<'e>(plan: &SelectPlan, exprs: impl IntoIterator<Item = &'e Expr>) -> bool {
+    let mut found = false;
+    for expr in exprs {
+        expr.walk(&mut |node| match node {
+            Expr::SubChunkId => found = true,
+            Expr::Column { slot, .. } => {
+                if let Some((t, c)) = plan.scope.locate_slot(*slot)
+                    && c == plan.scope.tables[t].columns.len() + 1
+                {
+                    found = true;
+                }
+            }
+            _ => {}
+        });
+    }
+    found
 }
 
 /// The per-chunk state.
@@ -1423,6 +1448,18 @@ pub fn execute_select(
             }),
             Body::Project { .. } => false,
         };
+    let coalesce = matches!(shape, Shape::Single { .. }) && {
+        let mut exprs: Vec<&Expr> = Vec::new();
+        match &plan.body {
+            Body::Project { exprs: body } => exprs.extend(body),
+            Body::Aggregate { keys, aggs, .. } => {
+                exprs.extend(keys);
+                exprs.extend(aggs.iter().flat_map(|a| &a.args));
+            }
+        }
+        exprs.extend(plan.tables.iter().filter_map(|t| t.filter.as_ref()));
+        !reads_sub_chunk(&plan, exprs)
+    };
     let program = Arc::new(Program {
         plan,
         shape,
@@ -1430,6 +1467,7 @@ pub fn execute_select(
         whole,
         chunk_top,
         chunk_local_groups,
+        coalesce,
         options: options.clone(),
     });
 

@@ -170,10 +170,26 @@ struct ChunkJob {
 /// One decoded row group of a wave.
 #[derive(Default)]
 struct Decoded {
+    /// First row group of the run.
     index: usize,
+    /// Row groups in the run (consecutive in every plan that has them).
+    count: usize,
+    /// Rows of the run.
+    rows: u32,
     columns: Vec<Option<ColumnData>>,
     errors: Vec<Option<StorageError>>,
 }
+
+/// Row groups decoded into one batch when every plan allows it: up to this
+/// many rows ...
+pub(super) const RUN_MAX_ROWS: u64 = 16_384;
+/// ... and about this many decoded bytes (the L2 cache the tasks read the
+/// batch from).
+pub(super) const RUN_MAX_BYTES: u64 = 768 << 10;
+
+/// A run of needed row groups decoded together: the row groups, in order,
+/// and the columns some member needs from each of them.
+type Run = (Vec<usize>, Vec<usize>);
 
 impl Convoy {
     pub(crate) fn new(
@@ -841,6 +857,7 @@ impl Convoy {
             .into_iter()
             .map(|(rg, cols)| (rg, cols.into_iter().collect()))
             .collect();
+        let need = runs_of(footer, visit, parts, need);
         // Two sets of decoded row groups, reused across waves and chunks:
         // `ready[..ready_len]` is handed to the tasks while the next wave is
         // decoded into `spare[..wave.len()]`.
@@ -865,8 +882,11 @@ impl Convoy {
                 && (cursor == start
                     || (bytes < cap && cursor - start < self.config.max_wave_row_groups))
             {
-                let (rg, cols) = &need[cursor];
-                let rows = u64::from(footer.row_groups()[*rg].row_count);
+                let (rgs, cols) = &need[cursor];
+                let rows: u64 = rgs
+                    .iter()
+                    .map(|&rg| u64::from(footer.row_groups()[rg].row_count))
+                    .sum();
                 bytes += cols
                     .iter()
                     .map(|&c| rows * decoded_width(footer.schema().columns[c].column_type))
@@ -885,8 +905,8 @@ impl Convoy {
                 if spare.len() < wave.len() {
                     spare.resize_with(wave.len(), Decoded::default);
                 }
-                for (slot, (rg, _)) in spare.iter_mut().zip(wave) {
-                    slot.index = *rg;
+                for (slot, (rgs, _)) in spare.iter_mut().zip(wave) {
+                    slot.set_run(footer, rgs);
                     slot.columns.resize_with(column_count, || None);
                     slot.errors.clear();
                     slot.errors.resize_with(column_count, || None);
@@ -903,8 +923,8 @@ impl Convoy {
             if spare.len() < wave.len() {
                 spare.resize_with(wave.len(), Decoded::default);
             }
-            for (slot, (rg, _)) in spare.iter_mut().zip(wave) {
-                slot.index = *rg;
+            for (slot, (rgs, _)) in spare.iter_mut().zip(wave) {
+                slot.set_run(footer, rgs);
                 slot.columns.resize_with(column_count, || None);
                 slot.errors.clear();
                 slot.errors.resize_with(column_count, || None);
@@ -957,7 +977,7 @@ fn take_part(part: &mut Part) -> Part {
 }
 
 /// Bytes per row of a decoded column (estimate for wave sizing).
-fn decoded_width(column_type: ColumnType) -> u64 {
+pub(super) fn decoded_width(column_type: ColumnType) -> u64 {
     match column_type.fixed_width() {
         Some(width) => width as u64,
         None if column_type == ColumnType::Bool => 1,
@@ -965,26 +985,113 @@ fn decoded_width(column_type: ColumnType) -> u64 {
     }
 }
 
+impl Decoded {
+    fn set_run(&mut self, footer: &Footer, row_groups: &[usize]) {
+        self.index = row_groups.first().copied().unwrap_or(0);
+        self.count = row_groups.len();
+        self.rows = row_groups
+            .iter()
+            .map(|&rg| footer.row_groups()[rg].row_count)
+            .sum();
+    }
+}
+
+/// Groups consecutive entries of `need` into runs decoded as one batch:
+/// only when every live member's plan for this visit coalesces, and only
+/// row groups of the same kind (own or overlap), needing the same columns,
+/// that each member's plan either has all of or none of, within
+/// [`RUN_MAX_ROWS`] and [`RUN_MAX_BYTES`].
+fn runs_of(
+    footer: &Footer,
+    visit: (usize, usize),
+    parts: &[Part],
+    need: Vec<(usize, Vec<usize>)>,
+) -> Vec<Run> {
+    let plans: Vec<&ReadPlan> = parts
+        .iter()
+        .filter(|p| p.alive())
+        .flat_map(|p| p.tables.iter().filter(|t| t.visit == visit))
+        .map(|t| &t.plan)
+        .collect();
+    let coalesce = !plans.is_empty() && plans.iter().all(|p| p.coalesce);
+    if !coalesce {
+        return need
+            .into_iter()
+            .map(|(rg, cols)| (vec![rg], cols))
+            .collect();
+    }
+    let members = |rg: usize| -> Vec<bool> {
+        plans
+            .iter()
+            .map(|p| p.row_groups.binary_search(&rg).is_ok())
+            .collect()
+    };
+    let width = |cols: &[usize]| -> u64 {
+        cols.iter()
+            .map(|&c| decoded_width(footer.schema().columns[c].column_type))
+            .sum()
+    };
+    let mut runs: Vec<Run> = Vec::new();
+    let mut run_members: Vec<bool> = Vec::new();
+    let mut run_rows = 0u64;
+    for (rg, cols) in need {
+        let meta = footer.row_groups()[rg];
+        let rows = u64::from(meta.row_count);
+        let these = members(rg);
+        let joins = runs.last().is_some_and(|(rgs, run_cols)| {
+            let first = footer.row_groups()[rgs[0]];
+            *run_cols == cols
+                && first.overlap == meta.overlap
+                && run_members == these
+                && run_rows + rows <= RUN_MAX_ROWS
+                && (run_rows + rows) * width(&cols) <= RUN_MAX_BYTES
+        });
+        match runs.last_mut() {
+            Some((rgs, _)) if joins => {
+                rgs.push(rg);
+                run_rows += rows;
+            }
+            _ => {
+                runs.push((vec![rg], cols));
+                run_members = these;
+                run_rows = rows;
+            }
+        }
+    }
+    runs
+}
+
 fn decode_wave(
     file: &LoadedFile,
     slots: &mut [Decoded],
-    wants: &[(usize, Vec<usize>)],
+    wants: &[Run],
     decoder: &mut BlockDecoder,
 ) {
-    for (index, (slot, (row_group, columns))) in slots.iter_mut().zip(wants).enumerate() {
-        if let Some((next_group, next_columns)) = wants.get(index + 1) {
+    for (index, (slot, (row_groups, columns))) in slots.iter_mut().zip(wants).enumerate() {
+        if let Some((next_groups, next_columns)) = wants.get(index + 1)
+            && let Some(&next_group) = next_groups.first()
+        {
             for &column in next_columns {
-                file.prefetch(*next_group, column);
+                file.prefetch(next_group, column);
             }
         }
         let mut next = columns.iter().peekable();
         for column in 0..slot.columns.len() {
             if next.peek() == Some(&&column) {
                 next.next();
-                if let Err(err) =
-                    file.decode(*row_group, column, decoder, &mut slot.columns[column])
-                {
-                    slot.errors[column] = Some(err);
+                for (position, &row_group) in row_groups.iter().enumerate() {
+                    if let Some(&ahead) = row_groups.get(position + 1) {
+                        file.prefetch(ahead, column);
+                    }
+                    let decoded = if position == 0 {
+                        file.decode(row_group, column, decoder, &mut slot.columns[column])
+                    } else {
+                        file.decode_append(row_group, column, decoder, &mut slot.columns[column])
+                    };
+                    if let Err(err) = decoded {
+                        slot.errors[column] = Some(err);
+                        break;
+                    }
                 }
             } else if slot.columns[column].is_some() {
                 slot.columns[column] = None;
@@ -1013,9 +1120,14 @@ fn run_part(part: &mut Part, visit: (usize, usize), footer: &Footer, wave: &[Dec
             part.error = Some(err.duplicate());
             return;
         }
+        let first = footer.row_groups()[decoded.index];
         let batch = RowGroupBatch {
             index: decoded.index,
-            meta: footer.row_groups()[decoded.index],
+            row_groups: decoded.count,
+            meta: skyscan_format::RowGroupMeta {
+                row_count: decoded.rows,
+                ..first
+            },
             columns: &decoded.columns,
         };
         let table_index = part.tables[table].table_index;
@@ -1025,7 +1137,7 @@ fn run_part(part: &mut Part, visit: (usize, usize), footer: &Footer, wave: &[Dec
         let started = Instant::now();
         let outcome = task.row_group(table_index, &batch);
         part.task_time += started.elapsed();
-        part.row_groups += 1;
+        part.row_groups += decoded.count as u64;
         if let Err(err) = outcome {
             part.error = Some(err);
             return;

@@ -264,28 +264,74 @@ fn run_chunk(
         };
         let columns = footer.schema().columns.len();
         scratch.columns.resize_with(columns, || None);
-        for (position, &row_group) in plan.row_groups.iter().enumerate() {
-            check_control(options)?;
-            // Fetch the next row group's blocks into the caches meanwhile.
-            if let Some(&next) = plan.row_groups.get(position + 1) {
-                for &column in &plan.columns {
-                    file.prefetch(next, column);
+        // Runs of consecutive row groups decoded into one batch when the
+        // plan allows it (as the convoys do).
+        let width: u64 = plan
+            .columns
+            .iter()
+            .map(|&c| super::convoy::decoded_width(footer.schema().columns[c].column_type))
+            .sum();
+        let mut runs: Vec<&[usize]> = Vec::new();
+        let mut start = 0;
+        while start < plan.row_groups.len() {
+            let first = footer.row_groups()[plan.row_groups[start]];
+            let mut rows = u64::from(first.row_count);
+            let mut end = start + 1;
+            while plan.coalesce && end < plan.row_groups.len() {
+                let next = footer.row_groups()[plan.row_groups[end]];
+                let more = rows + u64::from(next.row_count);
+                if next.overlap != first.overlap
+                    || more > super::convoy::RUN_MAX_ROWS
+                    || more * width > super::convoy::RUN_MAX_BYTES
+                {
+                    break;
                 }
+                rows = more;
+                end += 1;
             }
+            runs.push(&plan.row_groups[start..end]);
+            start = end;
+        }
+        for (position, run) in runs.iter().enumerate() {
+            check_control(options)?;
             for (column, slot) in scratch.columns.iter_mut().enumerate() {
                 if plan.columns.binary_search(&column).is_ok() {
-                    file.decode(row_group, column, &mut scratch.decoder, slot)?;
+                    for (at, &row_group) in run.iter().enumerate() {
+                        // Fetch the next block into the caches meanwhile.
+                        match run.get(at + 1) {
+                            Some(&ahead) => file.prefetch(ahead, column),
+                            None => {
+                                if let Some(&ahead) = runs.get(position + 1).and_then(|r| r.first())
+                                {
+                                    file.prefetch(ahead, column);
+                                }
+                            }
+                        }
+                        if at == 0 {
+                            file.decode(row_group, column, &mut scratch.decoder, slot)?;
+                        } else {
+                            file.decode_append(row_group, column, &mut scratch.decoder, slot)?;
+                        }
+                    }
                 } else if let Some(old) = slot.take() {
                     drop(old);
                 }
             }
+            let first = footer.row_groups()[run[0]];
             let batch = RowGroupBatch {
-                index: row_group,
-                meta: footer.row_groups()[row_group],
+                index: run[0],
+                row_groups: run.len(),
+                meta: skyscan_format::RowGroupMeta {
+                    row_count: run
+                        .iter()
+                        .map(|&rg| footer.row_groups()[rg].row_count)
+                        .sum(),
+                    ..first
+                },
                 columns: &scratch.columns[..columns],
             };
             task.row_group(table_index, &batch)?;
-            report.row_groups += 1;
+            report.row_groups += run.len() as u64;
         }
     }
     if let Some(task) = task {

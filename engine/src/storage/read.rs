@@ -271,6 +271,18 @@ impl LoadedFile {
         }
     }
 
+    /// [`decode`](Self::decode), appending the block's rows to the rows
+    /// `slot` holds (a batch of several row groups).
+    pub fn decode_append(
+        &self,
+        row_group: usize,
+        column: usize,
+        decoder: &mut BlockDecoder,
+        slot: &mut Option<ColumnData>,
+    ) -> Result<()> {
+        self.decode_with(row_group, column, decoder, slot, true)
+    }
+
     /// Decodes block (`row_group`, `column`) into `slot` (reusing its
     /// allocation). Errors name the file, chunk and block.
     pub fn decode(
@@ -279,6 +291,17 @@ impl LoadedFile {
         column: usize,
         decoder: &mut BlockDecoder,
         slot: &mut Option<ColumnData>,
+    ) -> Result<()> {
+        self.decode_with(row_group, column, decoder, slot, false)
+    }
+
+    fn decode_with(
+        &self,
+        row_group: usize,
+        column: usize,
+        decoder: &mut BlockDecoder,
+        slot: &mut Option<ColumnData>,
+        append: bool,
     ) -> Result<()> {
         let block = self
             .footer
@@ -301,9 +324,12 @@ impl LoadedFile {
         let blocks = self.footer.row_groups().len() * self.footer.schema().columns.len();
         let index = row_group * self.footer.schema().columns.len() + column;
         let verify = !mapped.is_some_and(|m| m.is_verified(index, blocks));
-        decoder
-            .decode_checked(&block, bytes, out, verify)
-            .map_err(|e| StorageError::from_format(&self.path, self.chunk_id, e))?;
+        let decoded = if append {
+            decoder.decode_append(&block, bytes, out, verify)
+        } else {
+            decoder.decode_checked(&block, bytes, out, verify)
+        };
+        decoded.map_err(|e| StorageError::from_format(&self.path, self.chunk_id, e))?;
         if verify && let Some(m) = mapped {
             m.set_verified(index, blocks);
         }
