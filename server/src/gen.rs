@@ -10,8 +10,8 @@ use std::time::Instant;
 use clap::{Args, ValueEnum};
 use skyscan_engine::synth::export::{schema_sql, write_parquet, write_tsv};
 use skyscan_engine::synth::{
-    ForcedSourceSpec, ObjectSpec, SourceSpec, generate_forced_sources, generate_objects,
-    generate_sources, wide_object_table,
+    ForcedSourceSpec, ObjectSpec, SkyStructure, SourceSpec, generate_forced_sources,
+    generate_objects, generate_sources, wide_object_table,
 };
 use skyscan_engine::table::Table;
 
@@ -39,6 +39,16 @@ pub enum GenFormat {
     Parquet,
 }
 
+/// Sky density of the generated Objects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum GenSky {
+    /// The same density everywhere.
+    Uniform,
+    /// A galactic-plane-like dense band (10x the background at its centre)
+    /// and empty regions, same mean density (`synth::SkyStructure::GalacticBand`).
+    Band,
+}
+
 /// Options of `skyscan gen`.
 #[derive(Args, Debug)]
 pub struct GenArgs {
@@ -57,6 +67,9 @@ pub struct GenArgs {
     /// Objects per square degree (sets the sky area covered).
     #[arg(long, default_value_t = 200_000.0)]
     density: f64,
+    /// Sky density structure of the Objects (and so of their Sources).
+    #[arg(long, value_enum, default_value = "uniform")]
+    sky: GenSky,
     /// Output format.
     #[arg(long, value_enum)]
     format: GenFormat,
@@ -82,7 +95,12 @@ pub fn schema_path(out: &Path) -> PathBuf {
 
 /// Generates the table `args` asks for.
 fn generate(args: &GenArgs) -> Result<Table, String> {
-    let spec = ObjectSpec::with_density(args.rows, args.density, args.seed);
+    let structure = match args.sky {
+        GenSky::Uniform => SkyStructure::Uniform,
+        GenSky::Band => SkyStructure::GalacticBand,
+    };
+    let spec =
+        ObjectSpec::with_density(args.rows, args.density, args.seed).with_structure(structure);
     if args.wide {
         if args.table != GenTable::Object {
             return Err("gen: --wide applies to --table object".to_string());

@@ -142,3 +142,55 @@ fn small_demo_runs_and_verifies() {
     assert!(ok, "{stderr}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn gen_writes_a_banded_sky_on_request() {
+    let dir = std::env::temp_dir().join(format!("skyscan-cli-gen-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut texts = Vec::new();
+    for sky in ["uniform", "band"] {
+        let out = dir.join(format!("object-{sky}.tsv"));
+        let (ok, _, stderr) = run(
+            &[
+                "gen",
+                "--table",
+                "object",
+                "--rows",
+                "5000",
+                "--density",
+                "10000",
+                "--format",
+                "tsv",
+                "--sky",
+                sky,
+                "--out",
+                out.to_str().unwrap(),
+            ],
+            "",
+        );
+        assert!(ok, "{stderr}");
+        texts.push(std::fs::read_to_string(&out).unwrap());
+    }
+    assert_eq!(texts[0].lines().count(), 5000);
+    assert_eq!(texts[1].lines().count(), 5000);
+    assert_ne!(texts[0], texts[1], "the band moves objects");
+    let (ok, _, stderr) = run(
+        &[
+            "gen",
+            "--table",
+            "object",
+            "--rows",
+            "10",
+            "--format",
+            "tsv",
+            "--sky",
+            "spiral",
+            "--out",
+            dir.join("x.tsv").to_str().unwrap(),
+        ],
+        "",
+    );
+    assert!(!ok);
+    assert!(stderr.contains("band"), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
