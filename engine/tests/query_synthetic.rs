@@ -607,6 +607,26 @@ fn convoys_plain_path_and_interactive_give_the_same_answers() {
         assert_eq!(default, sorted_rows(&sink.result), "plain path: {sql}");
         assert!(!default.is_empty(), "{sql}");
     }
+    // Bytes read are reported on the convoys too (mapped or streamed): more
+    // than nothing, at most the chunk files of the two tables.
+    let catalog = f.engine.database().catalog();
+    let on_disk: u64 = ["Object", "Source"]
+        .iter()
+        .map(|t| catalog.table("lsst", t).map(|entry| entry.bytes).unwrap())
+        .sum();
+    let mut sink = skyscan_engine::query::CollectSink::new(u64::MAX);
+    let stats = f
+        .convoy_engine
+        .query_with(
+            "SELECT COUNT(*), AVG(r_psfFlux) FROM Object WHERE g_psfFlux > 100",
+            &skyscan_engine::query::ExecOptions::default(),
+            &mut sink,
+        )
+        .unwrap();
+    assert!(
+        stats.bytes_read > 0 && stats.bytes_read <= on_disk,
+        "{stats:?}, {on_disk} bytes on disk"
+    );
 }
 
 #[test]

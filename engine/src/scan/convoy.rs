@@ -451,11 +451,39 @@ impl Convoy {
             parts,
             report,
         } = job;
+        // Each participant's share of the chunk's reads: the bytes of the
+        // blocks its own plans name (a block shared by several queries
+        // counts for each), split between cache and device as the chunk's
+        // reads were.
+        let total = report.read.cached_bytes + report.read.direct_bytes;
+        let shares: Vec<crate::storage::ReadStats> = parts
+            .iter()
+            .map(|part| {
+                let planned: u64 = part
+                    .tables
+                    .iter()
+                    .filter_map(|t| {
+                        files
+                            .get(t.visit.0)
+                            .map(|f| planned_bytes(&f.footer, &t.plan))
+                    })
+                    .sum();
+                let direct = if total == 0 {
+                    0
+                } else {
+                    (u128::from(planned) * u128::from(report.read.direct_bytes) / u128::from(total))
+                        as u64
+                };
+                crate::storage::ReadStats {
+                    cached_bytes: planned - direct,
+                    direct_bytes: direct,
+                }
+            })
+            .collect();
         // Release the chunk's buffers before the tasks' merge steps run.
         drop(files);
-        let _ = report;
         let participants: Vec<u64> = parts.iter().map(|p| p.query.id).collect();
-        for mut part in parts {
+        for (mut part, share) in parts.into_iter().zip(shares) {
             let query = Arc::clone(&part.query);
             if let Some(err) = part.error.take() {
                 query.fail(err);
@@ -473,7 +501,7 @@ impl Convoy {
                         query.add_report(&ScanReport {
                             chunks_done: 1,
                             files_read: part.tables.len() as u64,
-                            read: Default::default(),
+                            read: share,
                             row_groups: part.row_groups,
                         });
                     }
@@ -974,6 +1002,15 @@ fn take_part(part: &mut Part) -> Part {
         row_groups: 0,
     };
     std::mem::replace(part, placeholder)
+}
+
+/// Bytes of the blocks `plan` names in the file of `footer`.
+fn planned_bytes(footer: &Footer, plan: &ReadPlan) -> u64 {
+    plan.row_groups
+        .iter()
+        .flat_map(|&rg| plan.columns.iter().map(move |&c| (rg, c)))
+        .filter_map(|(rg, c)| footer.block(rg, c).ok().map(|b| b.len()))
+        .sum()
 }
 
 /// Bytes per row of a decoded column (estimate for wave sizing).
