@@ -401,6 +401,73 @@ fn group_by_order_by_and_limits_match() {
     assert!(result.is_ok() || result.unwrap_err().kind == ErrorKind::InvalidArgument);
 }
 
+/// ORDER BY a column LIMIT k without conditions reads only the row groups
+/// whose best value can be among a chunk's best k: answers equal the
+/// generated rows sorted, for floats with NULLs (first in ASC, last in
+/// DESC), integers, OFFSET and k beyond the row-group count.
+#[test]
+fn top_k_by_block_statistics_matches_the_rows() {
+    let f = fixture();
+    let ids = i64s(&f.objects, "objectId");
+    let visits: Vec<i64> = match f.objects.column("nVisits") {
+        Some(ColumnData::I32(c)) => c.values.iter().map(|&v| i64::from(v)).collect(),
+        _ => panic!("nVisits"),
+    };
+    // MySQL order: NULL is the smallest value.
+    let flux: Vec<Option<f32>> = (0..f.objects.rows())
+        .map(|row| f32_opt(&f.objects, "u_psfFlux", row))
+        .collect();
+    let by_flux = |descending: bool| {
+        let mut rows: Vec<usize> = (0..ids.len()).collect();
+        rows.sort_by(|&a, &b| {
+            let key = |r: usize| flux[r].map(f64::from);
+            let natural = match (key(a), key(b)) {
+                (None, None) => std::cmp::Ordering::Equal,
+                (None, Some(_)) => std::cmp::Ordering::Less,
+                (Some(_), None) => std::cmp::Ordering::Greater,
+                (Some(x), Some(y)) => x.total_cmp(&y),
+            };
+            (if descending {
+                natural.reverse()
+            } else {
+                natural
+            })
+            .then(ids[a].cmp(&ids[b]))
+        });
+        rows
+    };
+    for engine in [&f.engine, &f.convoy_engine] {
+        for (descending, limit, offset) in
+            [(true, 7, 0), (false, 12, 3), (true, 500, 0), (false, 1, 0)]
+        {
+            let sql = format!(
+                "SELECT objectId FROM Object ORDER BY u_psfFlux {}, objectId LIMIT {offset}, {limit}",
+                if descending { "DESC" } else { "ASC" }
+            );
+            let expected: Vec<i64> = by_flux(descending)
+                .into_iter()
+                .skip(offset)
+                .take(limit)
+                .map(|r| ids[r])
+                .collect();
+            assert_eq!(ints_of(&engine.query(&sql).unwrap(), 0), expected, "{sql}");
+        }
+        let mut by_visits: Vec<usize> = (0..ids.len()).collect();
+        by_visits.sort_by(|&a, &b| visits[b].cmp(&visits[a]).then(ids[a].cmp(&ids[b])));
+        let result = engine
+            .query("SELECT objectId, nVisits FROM Object ORDER BY nVisits DESC, objectId LIMIT 9")
+            .unwrap();
+        assert_eq!(
+            ints_of(&result, 0),
+            by_visits
+                .iter()
+                .take(9)
+                .map(|&r| ids[r])
+                .collect::<Vec<_>>()
+        );
+    }
+}
+
 /// GROUP BY the director key: each chunk finishes its own groups (HAVING,
 /// ORDER BY … LIMIT per chunk). Checked against groups computed from the
 /// generated rows, and against the same grouping written as an expression

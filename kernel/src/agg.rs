@@ -368,30 +368,40 @@ impl Aggregator {
                 let column = key_columns[0];
                 let words = key_words(column)?;
                 let validity = column.validity().map(Bitmap::words);
-                for &row in rows {
-                    let row_index = row as usize;
-                    let id = if validity.is_some_and(|words| !bit(words, row_index)) {
-                        *null_group.get_or_insert_with(|| {
+                let valid = |row: u32| validity.is_none_or(|words| bit(words, row as usize));
+                // Keys come in runs (rows sorted by position, keys like
+                // FLOOR(decl)): one lookup and one fill per run.
+                let mut at = 0;
+                while let Some(&row) = rows.get(at) {
+                    if !valid(row) {
+                        let id = *null_group.get_or_insert_with(|| {
                             new_rows.push(row);
                             groups += 1;
                             (groups - 1) as u32
-                        })
-                    } else {
-                        let word = words[row_index];
-                        match last {
-                            Some((w, id)) if *w == word => *id,
-                            _ => {
-                                let id = *map.entry(word).or_insert_with(|| {
-                                    new_rows.push(row);
-                                    groups += 1;
-                                    (groups - 1) as u32
-                                });
-                                *last = Some((word, id));
-                                id
-                            }
+                        });
+                        ids.push(id);
+                        at += 1;
+                        continue;
+                    }
+                    let word = words[row as usize];
+                    let run = rows[at + 1..]
+                        .iter()
+                        .position(|&next| words[next as usize] != word || !valid(next))
+                        .map_or(rows.len() - at, |n| n + 1);
+                    let id = match last {
+                        Some((w, id)) if *w == word => *id,
+                        _ => {
+                            let id = *map.entry(word).or_insert_with(|| {
+                                new_rows.push(row);
+                                groups += 1;
+                                (groups - 1) as u32
+                            });
+                            *last = Some((word, id));
+                            id
                         }
                     };
-                    ids.push(id);
+                    ids.extend(std::iter::repeat_n(id, run));
+                    at += run;
                 }
             }
             GroupMap::Encoded(map) => {

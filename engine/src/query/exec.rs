@@ -286,6 +286,10 @@ struct Program {
     /// Row groups may arrive several to a batch ([`ReadPlan::coalesce`]):
     /// one table streamed, no `subChunkId` anywhere.
     coalesce: bool,
+    /// `ORDER BY column [DESC] LIMIT k` over one table without conditions:
+    /// (column, descending, k); the read plan skips row groups that cannot
+    /// hold one of a chunk's best k rows ([`top_k_row_groups`]).
+    top_prune: Option<(usize, bool, usize)>,
     options: ExecOptions,
 }
 
@@ -370,6 +374,9 @@ impl Program {
                 .sum::<u64>();
             return Ok(ReadPlan::empty());
         }
+        if let Some((column, descending, k)) = self.top_prune {
+            row_groups = top_k_row_groups(footer, row_groups, column, descending, k);
+        }
         let columns = table_plan.read.clone();
         if columns.is_empty() {
             // Nothing to read but rows matter (COUNT(*) with pseudo-column
@@ -389,6 +396,118 @@ impl Program {
             coalesce: self.coalesce,
         })
     }
+}
+
+/// The `k`-th best non-NULL, non-NaN value of a numeric sort key (largest
+/// first when `descending`), as a double; `None` for other types or fewer
+/// than `k` such values. Doubles round integers beyond 2^53 monotonically,
+/// so rows kept by `>=`/`<=` against it still include the best k.
+fn kth_best(column: &ColumnData, descending: bool, k: usize) -> Option<f64> {
+    if k == 0
+        || !matches!(
+            column,
+            ColumnData::I8(_)
+                | ColumnData::I16(_)
+                | ColumnData::I32(_)
+                | ColumnData::I64(_)
+                | ColumnData::F32(_)
+                | ColumnData::F64(_)
+        )
+    {
+        return None;
+    }
+    let values = f64_values(column);
+    let mut usable: Vec<f64> = values
+        .iter()
+        .enumerate()
+        .filter(|&(row, v)| !v.is_nan() && column.is_valid(row))
+        .map(|(_, &v)| v)
+        .collect();
+    if usable.len() < k {
+        return None;
+    }
+    let (_, kth, _) = usable.select_nth_unstable_by(k - 1, |a, b| {
+        if descending {
+            b.total_cmp(a)
+        } else {
+            a.total_cmp(b)
+        }
+    });
+    Some(*kth)
+}
+
+/// The row groups of `candidates` that may hold one of the chunk's best `k`
+/// rows in `ORDER BY column [DESC]` (no conditions). Block minima and
+/// maxima are exact and attained, so the k-th best of the row groups'
+/// best values (their maxima for DESC, minima for ASC) is a bound every
+/// one of the chunk's best k rows reaches; a row group whose best value is
+/// strictly worse cannot hold one (ties at the bound are kept, so later
+/// sort keys still decide). NULLs sort first in ASC (row groups with NULLs
+/// are kept) and last in DESC; row groups with NaN, string columns and
+/// files without statistics are kept. DuckDB does this with its zone
+/// maps: a top-10 over 2·10^7 rows took it 6 ms against our 29 ms.
+fn top_k_row_groups(
+    footer: &skyscan_format::Footer,
+    candidates: Vec<usize>,
+    column: usize,
+    descending: bool,
+    k: usize,
+) -> Vec<usize> {
+    if k == 0 || candidates.len() <= k {
+        return candidates;
+    }
+    // Each row group's best value as a totally ordered key, or None.
+    let mut keys: Vec<Option<(bool, i64, f64)>> = Vec::with_capacity(candidates.len());
+    for &rg in &candidates {
+        let Ok(block) = footer.block(rg, column) else {
+            return candidates;
+        };
+        if block.meta.stats.has_nan {
+            return candidates;
+        }
+        keys.push(match &block.meta.stats.min_max {
+            None => None,
+            Some(MinMax::Int { min, max }) => {
+                Some((true, if descending { *max } else { *min }, 0.0))
+            }
+            Some(MinMax::Float { min, max }) => {
+                Some((false, 0, if descending { *max } else { *min }))
+            }
+            Some(_) => return candidates,
+        });
+    }
+    // Better first: larger for DESC, smaller for ASC.
+    let order = |a: &(bool, i64, f64), b: &(bool, i64, f64)| {
+        let natural = if a.0 {
+            a.1.cmp(&b.1)
+        } else {
+            a.2.total_cmp(&b.2)
+        };
+        if descending {
+            natural.reverse()
+        } else {
+            natural
+        }
+    };
+    let mut best: Vec<(bool, i64, f64)> = keys.iter().flatten().copied().collect();
+    if best.len() < k {
+        return candidates;
+    }
+    best.select_nth_unstable_by(k - 1, order);
+    let bound = best[k - 1];
+    candidates
+        .into_iter()
+        .zip(keys)
+        .filter(|&(rg, key)| match key {
+            Some(key) => order(&key, &bound) != std::cmp::Ordering::Greater,
+            // Only NULLs: first in ASC, last in DESC.
+            None => !descending,
+        } || (!descending
+            && footer
+                .block(rg, column)
+                .is_ok_and(|b| b.meta.null_count > 0)))
+        .map(|(rg, _)| rg)
+        .collect()
 }
 
 /// Whether any of `exprs` reads the `subChunkId` pseudo-column (as the
@@ -691,6 +810,14 @@ impl Task {
                             .map(|&(index, _)| exprs[index].clone())
                             .collect();
                         let key_columns = project(&order_exprs, &input)?;
+                        // No bound yet and a big batch: the batch's own k-th
+                        // best first key is one (the chunk's best k are at
+                        // least as good), found by selection instead of
+                        // sorting the whole batch.
+                        if self.top_threshold.is_none() && input.rows > k.saturating_mul(4) {
+                            self.top_threshold =
+                                kth_best(&key_columns[0], program.plan.order[0].1, k);
+                        }
                         let candidates: Vec<u32> = match self.top_threshold {
                             Some(threshold) => {
                                 let first = &key_columns[0];
@@ -1460,6 +1587,19 @@ pub fn execute_select(
         exprs.extend(plan.tables.iter().filter_map(|t| t.filter.as_ref()));
         !reads_sub_chunk(&plan, exprs)
     };
+    let top_prune = match (&shape, chunk_top, plan.order.first(), partitioned.first()) {
+        (Shape::Single { exprs, .. }, Some(k), Some(&(index, descending)), Some(&t))
+            if plan.tables[t].filter.is_none() && plan.tables[t].stats.is_empty() =>
+        {
+            match exprs.get(index) {
+                Some(Expr::Column { slot, .. }) if *slot < plan.scope.tables[t].columns.len() => {
+                    Some((*slot, descending, k))
+                }
+                _ => None,
+            }
+        }
+        _ => None,
+    };
     let program = Arc::new(Program {
         plan,
         shape,
@@ -1468,6 +1608,7 @@ pub fn execute_select(
         chunk_top,
         chunk_local_groups,
         coalesce,
+        top_prune,
         options: options.clone(),
     });
 
