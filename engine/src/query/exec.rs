@@ -417,12 +417,15 @@ fn kth_best(column: &ColumnData, descending: bool, k: usize) -> Option<f64> {
         return None;
     }
     let values = f64_values(column);
-    let mut usable: Vec<f64> = values
-        .iter()
-        .enumerate()
-        .filter(|&(row, v)| !v.is_nan() && column.is_valid(row))
-        .map(|(_, &v)| v)
-        .collect();
+    let mut usable: Vec<f64> = match column.validity() {
+        None => values.iter().copied().filter(|v| !v.is_nan()).collect(),
+        Some(validity) => values
+            .iter()
+            .zip(validity.iter())
+            .filter(|&(v, valid)| valid && !v.is_nan())
+            .map(|(&v, _)| v)
+            .collect(),
+    };
     if usable.len() < k {
         return None;
     }
