@@ -167,7 +167,7 @@ struct ChunkJob {
     report: ScanReport,
 }
 
-/// One decoded row group of a wave.
+/// One decoded row group of a wave, or a run of them.
 #[derive(Default)]
 struct Decoded {
     /// First row group of the run.
@@ -182,14 +182,23 @@ struct Decoded {
 
 /// Row groups decoded into one batch when every plan allows it: up to this
 /// many rows ...
-pub(super) const RUN_MAX_ROWS: u64 = 16_384;
+const RUN_MAX_ROWS: u64 = 16_384;
 /// ... and about this many decoded bytes (the L2 cache the tasks read the
 /// batch from).
-pub(super) const RUN_MAX_BYTES: u64 = 768 << 10;
+const RUN_MAX_BYTES: u64 = 768 << 10;
 
 /// A run of needed row groups decoded together: the row groups, in order,
 /// and the columns some member needs from each of them.
 type Run = (Vec<usize>, Vec<usize>);
+
+/// Whether row group `next` may join a run that starts at row group
+/// `first` and holds `rows` rows of `width` decoded bytes per row: same
+/// kind (own or overlap), within [`RUN_MAX_ROWS`] and [`RUN_MAX_BYTES`].
+pub(super) fn fits_run(footer: &Footer, first: usize, rows: u64, next: usize, width: u64) -> bool {
+    let (first, next) = (footer.row_groups()[first], footer.row_groups()[next]);
+    let more = rows + u64::from(next.row_count);
+    first.overlap == next.overlap && more <= RUN_MAX_ROWS && more * width <= RUN_MAX_BYTES
+}
 
 impl Convoy {
     pub(crate) fn new(
@@ -1072,16 +1081,12 @@ fn runs_of(
     let mut run_members: Vec<bool> = Vec::new();
     let mut run_rows = 0u64;
     for (rg, cols) in need {
-        let meta = footer.row_groups()[rg];
-        let rows = u64::from(meta.row_count);
+        let rows = u64::from(footer.row_groups()[rg].row_count);
         let these = members(rg);
         let joins = runs.last().is_some_and(|(rgs, run_cols)| {
-            let first = footer.row_groups()[rgs[0]];
             *run_cols == cols
-                && first.overlap == meta.overlap
                 && run_members == these
-                && run_rows + rows <= RUN_MAX_ROWS
-                && (run_rows + rows) * width(&cols) <= RUN_MAX_BYTES
+                && fits_run(footer, rgs[0], run_rows, rg, width(&cols))
         });
         match runs.last_mut() {
             Some((rgs, _)) if joins => {

@@ -274,19 +274,14 @@ fn run_chunk(
         let mut runs: Vec<&[usize]> = Vec::new();
         let mut start = 0;
         while start < plan.row_groups.len() {
-            let first = footer.row_groups()[plan.row_groups[start]];
-            let mut rows = u64::from(first.row_count);
+            let first = plan.row_groups[start];
+            let mut rows = u64::from(footer.row_groups()[first].row_count);
             let mut end = start + 1;
-            while plan.coalesce && end < plan.row_groups.len() {
-                let next = footer.row_groups()[plan.row_groups[end]];
-                let more = rows + u64::from(next.row_count);
-                if next.overlap != first.overlap
-                    || more > super::convoy::RUN_MAX_ROWS
-                    || more * width > super::convoy::RUN_MAX_BYTES
-                {
-                    break;
-                }
-                rows = more;
+            while plan.coalesce
+                && let Some(&next) = plan.row_groups.get(end)
+                && super::convoy::fits_run(&footer, first, rows, next, width)
+            {
+                rows += u64::from(footer.row_groups()[next].row_count);
                 end += 1;
             }
             runs.push(&plan.row_groups[start..end]);
