@@ -40,7 +40,10 @@ fn golden_entries() -> Vec<DirectorEntry> {
 
 #[test]
 fn golden_v1_index_reads_and_rebuilds_identically() {
-    let golden = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/director_v1.idx");
+    let golden = PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("tests/golden/director_v1.idx");
     let dir = tempfile::tempdir().unwrap();
     let built = dir.path().join("built.idx");
     let mut builder = DirectorIndexBuilder::new(BuildOptions {

@@ -14,7 +14,13 @@ use skyscan_format::{ColumnData, ColumnType};
 /// `shared/testdata/qserv/case01`, from `SKYSCAN_TESTDATA` or relative to the crate.
 fn case01() -> PathBuf {
     let root = std::env::var_os("SKYSCAN_TESTDATA").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata"),
+        || {
+            PathBuf::from(
+                std::env::var_os("CARGO_MANIFEST_DIR")
+                    .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+            )
+            .join("../../shared/testdata")
+        },
         PathBuf::from,
     );
     let dir = root.join("qserv/case01");

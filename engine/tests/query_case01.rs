@@ -21,7 +21,13 @@ use skyscan_kernel::value::{DataType, Scalar};
 
 fn case01() -> PathBuf {
     let root = std::env::var_os("SKYSCAN_TESTDATA").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata"),
+        || {
+            PathBuf::from(
+                std::env::var_os("CARGO_MANIFEST_DIR")
+                    .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+            )
+            .join("../../shared/testdata")
+        },
         PathBuf::from,
     );
     root.join("qserv/case01")

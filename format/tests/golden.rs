@@ -14,9 +14,11 @@ use common::*;
 use skyscan_format::{ChunkFile, Compression, Encoding};
 
 fn golden_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests")
-        .join("golden")
+    PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("tests")
+    .join("golden")
 }
 
 #[test]

@@ -27,8 +27,10 @@ use skyscan_server::arrow_conv::to_record_batch;
 use skyscan_server::{ServerConfig, ServerHandle};
 
 fn felis() -> FelisSchema {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/apdb/apdb.yaml");
+    let path = PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("../../shared/testdata/apdb/apdb.yaml");
     FelisSchema::from_file(&path).unwrap()
 }
 

@@ -10,7 +10,13 @@ use std::process::{Command, Stdio};
 fn testdata() -> PathBuf {
     let dir = std::env::var_os("SKYSCAN_TESTDATA")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata"));
+        .unwrap_or_else(|| {
+            PathBuf::from(
+                std::env::var_os("CARGO_MANIFEST_DIR")
+                    .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+            )
+            .join("../../shared/testdata")
+        });
     assert!(
         dir.is_dir(),
         "test data not found at {} (set SKYSCAN_TESTDATA)",

@@ -248,7 +248,10 @@ fn parse_subs(items: &[&str]) -> SubSet {
 }
 
 fn run_sphgeom(specs: &[Spec]) -> Option<Vec<Answer>> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sphgeom_regions.py");
+    let script = std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("tests/sphgeom_regions.py");
     let require = std::env::var("SKYSCAN_REQUIRE_PYTHON").is_ok_and(|v| v == "1");
     let skip = |why: String| {
         if require {

@@ -15,7 +15,10 @@ use skyscan_format::ColumnData;
 use skyscan_sky::Region;
 
 pub fn schema_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/apdb/apdb.yaml")
+    PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("../../shared/testdata/apdb/apdb.yaml")
 }
 
 pub fn felis() -> FelisSchema {
