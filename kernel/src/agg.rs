@@ -682,9 +682,9 @@ fn sum_grouped<T: Copy>(
     sums: &mut [f64],
     counts: &mut [i64],
 ) {
-    // Runs of one group (keys come in runs): a run without NULLs is summed
-    // with four independent accumulators, so the adds do not wait on each
-    // other (a serial f64 add per row was the whole cost of a histogram).
+    // Runs of one group (keys come in runs), summed with four independent
+    // accumulators so that the adds do not wait on each other (a serial f64
+    // add per row was a third of a histogram's time).
     let mut start = 0;
     while let Some(&group) = ids.get(start) {
         let len = ids[start..]
@@ -692,46 +692,28 @@ fn sum_grouped<T: Copy>(
             .position(|&g| g != group)
             .unwrap_or(ids.len() - start);
         let run = &rows[start..start + len];
-        let (sum, count) = match validity {
-            None => {
-                let mut lanes = [0.0f64; 4];
-                let mut quads = run.chunks_exact(4);
-                for quad in &mut quads {
-                    for (lane, &row) in lanes.iter_mut().zip(quad) {
-                        *lane += widen(values[row as usize]);
-                    }
-                }
-                let mut sum = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
-                for &row in quads.remainder() {
-                    sum += widen(values[row as usize]);
-                }
-                (sum, len as i64)
+        let valid = |row: u32| validity.is_none_or(|words| bit(words, row as usize));
+        let mut lanes = [0.0f64; 4];
+        let mut count = 0i64;
+        let mut quads = run.chunks_exact(4);
+        for quad in &mut quads {
+            for (lane, &row) in lanes.iter_mut().zip(quad) {
+                let valid = valid(row);
+                count += i64::from(valid);
+                *lane += if valid {
+                    widen(values[row as usize])
+                } else {
+                    0.0
+                };
             }
-            Some(words) => {
-                let mut lanes = [0.0f64; 4];
-                let mut count = 0i64;
-                let mut quads = run.chunks_exact(4);
-                for quad in &mut quads {
-                    for (lane, &row) in lanes.iter_mut().zip(quad) {
-                        let valid = bit(words, row as usize);
-                        count += i64::from(valid);
-                        *lane += if valid {
-                            widen(values[row as usize])
-                        } else {
-                            0.0
-                        };
-                    }
-                }
-                let mut sum = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
-                for &row in quads.remainder() {
-                    if bit(words, row as usize) {
-                        sum += widen(values[row as usize]);
-                        count += 1;
-                    }
-                }
-                (sum, count)
+        }
+        let mut sum = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+        for &row in quads.remainder() {
+            if valid(row) {
+                sum += widen(values[row as usize]);
+                count += 1;
             }
-        };
+        }
         sums[group as usize] += sum;
         counts[group as usize] += count;
         start += len;
