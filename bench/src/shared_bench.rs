@@ -99,8 +99,9 @@ fn drop_caches() -> Result<(), String> {
         .map_err(|e| format!("drop caches (needs root): {e}"))
 }
 
-/// Runs `queries` at once on the engine; wall time and answers.
-fn run_together(
+/// Runs `queries` at once on the engine (a thread each); wall time in ms
+/// and answers. The suite's shared-scan rounds use it too.
+pub(crate) fn run_together(
     engine: &QueryEngine,
     queries: &[String],
 ) -> Result<(f64, Vec<QueryResult>), String> {

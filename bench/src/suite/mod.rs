@@ -615,7 +615,7 @@ fn run_in(args: &SuiteArgs, dir: &Path) -> Result<Outcome, String> {
                 ..EngineOptions::default()
             },
         );
-        run_together(&engine, &[crate::shared_bench::query(0)])?;
+        crate::shared_bench::run_together(&engine, &[crate::shared_bench::query(0)])?;
         let mut duck_rounds: Option<serde_json::Value> = None;
         if engines.iter().any(|e| e == "duckdb") {
             let rounds: Vec<Vec<String>> = args
@@ -646,7 +646,7 @@ fn run_in(args: &SuiteArgs, dir: &Path) -> Result<Outcome, String> {
         }
         for (index, &k) in args.k.iter().enumerate() {
             let sqls: Vec<String> = (0..k).map(crate::shared_bench::query).collect();
-            let (ms, results) = run_together(&engine, &sqls)?;
+            let (ms, results) = crate::shared_bench::run_together(&engine, &sqls)?;
             let duck = duck_rounds.as_ref().map(|r| &r[index]);
             let mut check = "no peer".to_string();
             if let Some(d) = duck {
@@ -766,27 +766,4 @@ fn run_in(args: &SuiteArgs, dir: &Path) -> Result<Outcome, String> {
         mismatches,
         seconds: started.elapsed().as_secs_f64(),
     })
-}
-
-/// Runs `queries` at once on skyscan (a thread each): wall ms and answers.
-fn run_together(
-    engine: &QueryEngine,
-    queries: &[String],
-) -> Result<(f64, Vec<QueryResult>), String> {
-    let started = Instant::now();
-    let results: Vec<Result<QueryResult, String>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = queries
-            .iter()
-            .map(|sql| scope.spawn(move || run_skyscan(engine, sql).map(|r| r.1)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err("a query thread panicked".to_string()))
-            })
-            .collect()
-    });
-    let ms = started.elapsed().as_secs_f64() * 1000.0;
-    Ok((ms, results.into_iter().collect::<Result<_, _>>()?))
 }
